@@ -1,0 +1,116 @@
+"""`aggregator serve` and `aggregator config`."""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+import uvicorn
+import yaml
+
+from aggregator.config import ConfigError, load_config
+from aggregator.embedded_redis import RedisServer, RedisServerError
+from aggregator.logs import configure_logging, get_logger
+from aggregator.settings import Settings
+
+EMBEDDED_REDIS_DIR = Path(".aggregator") / "redis"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aggregator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")  # noqa: S104
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "8080")),
+        help="port to bind (default $PORT, else 8080)",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    config = commands.add_parser("config", help="print the effective configuration")
+    config.add_argument("--check", action="store_true", help="only validate; exit 1 on problems")
+    config.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    return parser
+
+
+def _load() -> Settings | None:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"configuration error: {problem}", file=sys.stderr)
+        return None
+
+
+def _config(args: argparse.Namespace) -> int:
+    settings = _load()
+    if settings is None:
+        return 1
+    if args.check:
+        print(f"configuration ok: {len(settings.flows)} flow(s)")
+        return 0
+    document = settings.model_dump(mode="json")
+    if args.json:
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _load()
+    if settings is None:
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    log = get_logger("aggregator.cli")
+    embedded: RedisServer | None = None
+    if settings.redis_url is None:
+        embedded = RedisServer(EMBEDDED_REDIS_DIR)
+        try:
+            url = embedded.start()
+        except RedisServerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        log.info(
+            "embedded redis started: no AGGREGATOR_REDIS_URL set, for local use only",
+            redis_url=url,
+            data_dir=str(EMBEDDED_REDIS_DIR),
+        )
+        # Worker processes load their configuration from the environment.
+        os.environ["AGGREGATOR_REDIS_URL"] = url
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down; make them unwind through
+    # `finally` so the embedded Redis is stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    try:
+        uvicorn.run(
+            "aggregator.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded redis stopped")
+    return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _config(args)

@@ -1,0 +1,86 @@
+"""The one typed settings model (DESIGN §7): global options from `AGGREGATOR_*`, plus flows."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_serializer
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from aggregator.flows import AggregateFlow, DedupFlow, Flow
+
+ENV_PREFIX = "AGGREGATOR_"
+DEFAULT_ANNOTATIONS_FILE = Path("/etc/podinfo/annotations")
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _redis_urls(value: str) -> str:
+    for url in value.split(","):
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError(f"expected redis:// or rediss:// URLs, got {mask_url(url)!r}")
+    return value
+
+
+def _host_ports(value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not host:port")
+    return value
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of every URL in a comma list."""
+    masked = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.netloc.rpartition("@")[2]
+            parts = parts._replace(netloc=f"{user}:***@{host}")
+        masked.append(urlunsplit(parts))
+    return ",".join(masked)
+
+
+class SourceFiles(BaseSettings):
+    """Where flows come from; read first, because the flows themselves depend on it."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    flows_file: Path | None = None
+    annotations_file: Path = DEFAULT_ANNOTATIONS_FILE
+
+
+class Settings(SourceFiles):
+    redis_url: Annotated[str, AfterValidator(_redis_urls)] | None = None
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = "standalone"
+    redis_sentinels: Annotated[
+        tuple[str, ...], NoDecode, BeforeValidator(_split), AfterValidator(_host_ports)
+    ] = ()
+    redis_sentinel_master: str = "mymaster"
+    max_event_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    max_pending: Annotated[int, Field(gt=0)] = 1_000_000
+    admin_token: SecretStr | None = None
+    admin_open: bool = False
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], BeforeValidator(lambda v: str(v).lower())
+    ] = "info"
+    log_format: Literal["json", "console"] = "json"
+    k_sink: Annotated[str | None, Field(validation_alias="K_SINK")] = None
+    flows: tuple[Flow, ...] = ()
+
+    @field_serializer("redis_url")
+    def _mask_redis_url(self, value: str | None) -> str | None:
+        return None if value is None else mask_url(value)
+
+    def flow(self, name: str) -> AggregateFlow | DedupFlow | None:
+        return next((flow for flow in self.flows if flow.name == name), None)
+
+    def sink_for(self, flow: AggregateFlow) -> str | None:
+        return flow.sink or self.k_sink
