@@ -106,7 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    # uvicorn has already shut down gracefully when it re-raises the signal: a clean exit.
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
