@@ -9,12 +9,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aggregator import http_ingest
 from aggregator.config import load_config
 from aggregator.flows import AggregateFlow
+from aggregator.keys import Keyspace
 from aggregator.logs import configure_logging, get_logger
 from aggregator.redis_client import connect
 from aggregator.responses import JSONResponse
+from aggregator.runtime import Runtime, runtime
 from aggregator.settings import Settings
+from aggregator.store import Store
 
 log = get_logger(__name__)
 
@@ -40,37 +44,45 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    state = request.app.state
+    rt = runtime(request)
     try:
-        await state.redis.ping()
+        await rt.store.redis.ping()
+        if not await rt.store.scripts_loaded():
+            # Redis restarted empty, or was down at start-up.
+            await rt.store.load_scripts()
     except (RedisError, OSError):
         return JSONResponse(
-            {"status": "redis unavailable", "warnings": state.warnings},
+            {"status": "redis unavailable", "warnings": rt.warnings},
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    return JSONResponse({"status": "ok", "warnings": state.warnings})
+    return JSONResponse({"status": "ok", "warnings": rt.warnings})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:
         settings = load_config()
         configure_logging(settings.log_level, settings.log_format)
+    config = settings
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.warnings = delivery_warnings(settings)
-        app.state.redis = connect(settings)
-        for warning in app.state.warnings:
+        store = Store(connect(config))
+        rt = Runtime(config, Keyspace(config.shards), store, delivery_warnings(config))
+        app.state.runtime = rt
+        for warning in rt.warnings:
             log.warning("flow cannot deliver", detail=warning)
-        log.info("started", flows=[flow.name for flow in settings.flows])
+        try:
+            await store.load_scripts()
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable at start-up; not ready until it answers", error=str(exc))
+        log.info("started", flows=[flow.name for flow in config.flows])
         try:
             yield
         finally:
-            await app.state.redis.aclose()
+            await store.redis.aclose()
 
     return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), *http_ingest.routes],
         lifespan=lifespan,
     )

@@ -23,6 +23,8 @@ from aggregator.durations import format_duration, parse_duration
 from aggregator.sources import Source, parse_source
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# A release carries every branch through one script call; this keeps it within Lua's limits.
+MAX_BRANCHES = 1000
 
 
 def _duration(value: object) -> timedelta:
@@ -58,6 +60,8 @@ def _comma_list(value: object) -> object:
 def _branch_names(names: tuple[str, ...]) -> tuple[str, ...]:
     if not names:
         raise ValueError("needs at least one branch name")
+    if len(names) > MAX_BRANCHES:
+        raise ValueError(f"at most {MAX_BRANCHES} branches")
     if any(not name for name in names):
         raise ValueError("branch names must not be empty")
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -147,7 +151,7 @@ class AggregateFlow(_Strict):
     name: FlowName
     kind: Literal["aggregate"] = "aggregate"
     branches: BranchNames | None = None
-    expected_branches: Annotated[int, Field(ge=1)] | None = None
+    expected_branches: Annotated[int, Field(ge=1, le=MAX_BRANCHES)] | None = None
     expected_from: EventSource | None = None
     correlation: EventSource = parse_source("ce:correlationid")
     branch: BranchSource = "auto"
@@ -172,6 +176,8 @@ class AggregateFlow(_Strict):
     def _one_expectation(self) -> "AggregateFlow":
         if (self.branches is None) == (self.expected_branches is None):
             raise ValueError("set exactly one of `branches` and `expected_branches`")
+        if self.expected_from is not None and self.branches is not None:
+            raise ValueError("`expected_from` overrides a count: use it with `expected_branches`")
         return self
 
     @property

@@ -1,5 +1,6 @@
-"""Responses rendered with orjson."""
+"""Responses rendered with orjson, and RFC 9457 problem documents for every error."""
 
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -11,3 +12,15 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+        }
+    )
+    return Response(body, status, headers=headers, media_type="application/problem+json")

@@ -1,5 +1,7 @@
 """The one typed settings model (DESIGN §7): global options from `AGGREGATOR_*`, plus flows."""
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +35,24 @@ def _host_ports(value: tuple[str, ...]) -> tuple[str, ...]:
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{item!r} is not host:port")
     return value
+
+
+def _ce_overrides(value: object) -> object:
+    """K_CE_OVERRIDES as Knative sets it: `{"extensions": {"name": "value", ...}}`."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("K_CE_OVERRIDES is not JSON") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not isinstance(value.get("extensions", {}), dict):
+        raise ValueError('expected {"extensions": {...}}')
+    extensions = value.get("extensions", {})
+    for name, ext in extensions.items():
+        if not re.fullmatch(r"[a-z0-9]+", name) or not isinstance(ext, str | int):
+            raise ValueError(f"extension {name!r}: names are lower-case letters and digits")
+    return extensions
 
 
 def mask_url(url: str) -> str:
@@ -72,7 +92,11 @@ class Settings(SourceFiles):
         Literal["debug", "info", "warning", "error"], BeforeValidator(lambda v: str(v).lower())
     ] = "info"
     log_format: Literal["json", "console"] = "json"
+    shards: Annotated[int, Field(ge=1, le=1024)] = 16
     k_sink: Annotated[str | None, Field(validation_alias="K_SINK")] = None
+    k_ce_overrides: Annotated[dict[str, str | int], NoDecode, BeforeValidator(_ce_overrides)] = (
+        Field(default_factory=dict, validation_alias="K_CE_OVERRIDES")
+    )
     flows: tuple[Flow, ...] = ()
 
     @field_serializer("redis_url")
@@ -84,3 +108,9 @@ class Settings(SourceFiles):
 
     def sink_for(self, flow: AggregateFlow) -> str | None:
         return flow.sink or self.k_sink
+
+    @property
+    def max_pending_per_shard(self) -> int:
+        """One script call sees one shard, so `max_pending` is enforced per shard: the total
+        stays within it (but for the floor of one per shard)."""
+        return max(1, self.max_pending // self.shards)

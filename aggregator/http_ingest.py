@@ -1,0 +1,147 @@
+"""Ingest endpoints (DESIGN §3.1, §3.2): HTTP in, outcome and status codes out."""
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from aggregator.cloudevent import CloudEvent
+from aggregator.codec import body_of, decode, encode_binary
+from aggregator.delivery import prefers_reply, release_route
+from aggregator.errors import Rejected
+from aggregator.flows import AggregateFlow, DedupFlow
+from aggregator.ingest import prepare
+from aggregator.release import aggregated_event
+from aggregator.responses import problem
+from aggregator.runtime import runtime
+from aggregator.sources import value_in
+
+OUTCOME = "Aggregation-Outcome"
+REDIS_RETRY_AFTER = "1"
+FULL_RETRY_AFTER = "5"
+
+
+async def _events(request: Request, limit: int) -> tuple[list[CloudEvent], bool]:
+    """The request's events and whether it was a batch; 413 past `limit` bytes."""
+    too_large = Rejected(413, f"the body is larger than {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return decode(request.headers.raw, b"".join(chunks))
+
+
+def _unknown_flow(name: str, kind: str) -> Response:
+    if name == "default":
+        return problem(404, "no flow 'default' is configured, so POST / has nothing to serve")
+    return problem(404, f"no {kind} flow {name!r} is configured")
+
+
+def _redis_down() -> Response:
+    return problem(
+        503, "Redis is unavailable; nothing was stored", {"Retry-After": REDIS_RETRY_AFTER}
+    )
+
+
+async def _aggregate(
+    request: Request, flow_name: str, *, path_branch: str | None = None, origin: bool = False
+) -> Response:
+    rt = runtime(request)
+    flow = rt.settings.flow(flow_name)
+    if not isinstance(flow, AggregateFlow):
+        return _unknown_flow(flow_name, "aggregate")
+    try:
+        events, batch = await _events(request, rt.settings.max_event_bytes)
+        arrivals = [
+            prepare(flow, event, rt.keyspace, path_branch=path_branch, origin=origin)
+            for event in events
+        ]
+    except Rejected as exc:
+        return problem(exc.status, exc.detail)
+    route = release_route(
+        flow,
+        rt.settings,
+        prefer_reply=prefers_reply(request.headers.get("prefer")),
+        can_reply=not batch and not origin,
+    )
+    outcomes = []
+    try:
+        for arrival in arrivals:
+            recorded = await rt.store.record(
+                arrival, flow, route, rt.settings.max_pending_per_shard
+            )
+            if recorded.outcome == "full":
+                return problem(
+                    429,
+                    f"{rt.settings.max_pending} aggregations are pending; this event would open "
+                    "another",
+                    {"Retry-After": FULL_RETRY_AFTER},
+                )
+            outcomes.append(recorded.outcome)
+    except (RedisError, OSError):
+        return _redis_down()
+    if recorded.release is not None:
+        event = aggregated_event(recorded.release, flow, rt.settings.k_ce_overrides)
+        headers, content = encode_binary(event.attributes, body_of(event))
+        return Response(content, 200, headers={**headers, OUTCOME: "complete"})
+    return Response(status_code=202, headers={OUTCOME: ",".join(outcomes)})
+
+
+async def ingest_default(request: Request) -> Response:
+    return await _aggregate(request, "default")
+
+
+async def ingest_flow(request: Request) -> Response:
+    return await _aggregate(request, request.path_params["flow"])
+
+
+async def ingest_branch(request: Request) -> Response:
+    params = request.path_params
+    return await _aggregate(request, params["flow"], path_branch=params["branch"])
+
+
+async def ingest_origin(request: Request) -> Response:
+    return await _aggregate(request, request.path_params["flow"], origin=True)
+
+
+async def dedup(request: Request) -> Response:
+    rt = runtime(request)
+    flow_name = request.path_params["flow"]
+    flow = rt.settings.flow(flow_name)
+    if not isinstance(flow, DedupFlow):
+        return _unknown_flow(flow_name, "dedup")
+    try:
+        events, batch = await _events(request, rt.settings.max_event_bytes)
+    except Rejected as exc:
+        return problem(exc.status, exc.detail)
+    if batch:
+        return problem(400, "the dedup filter takes one event per request, not a batch")
+    [event] = events
+    values = tuple(value_in(source, event) for source in flow.key)
+    if any(value is None for value in values):
+        missing = ", ".join(str(s) for s, v in zip(flow.key, values, strict=True) if v is None)
+        return problem(400, f"no dedup key: the event has nothing at {missing}")
+    key = rt.keyspace.dedup(flow.name, tuple(v or "" for v in values))
+    window_ms = round(flow.window.total_seconds() * 1000)
+    try:
+        first = await rt.store.first_sighting(key, window_ms)
+    except (RedisError, OSError):
+        return _redis_down()
+    if not first:
+        return Response(status_code=202, headers={"Dedup-Outcome": "duplicate"})
+    headers, content = encode_binary(event.attributes, body_of(event))
+    return Response(content, 200, headers={**headers, "Dedup-Outcome": "unique"})
+
+
+routes = [
+    Route("/", ingest_default, methods=["POST"]),
+    Route("/flows/{flow}", ingest_flow, methods=["POST"]),
+    Route("/flows/{flow}/origin", ingest_origin, methods=["POST"]),
+    Route("/flows/{flow}/branches/{branch}", ingest_branch, methods=["POST"]),
+    Route("/dedup/{flow}", dedup, methods=["POST"]),
+]
