@@ -70,6 +70,7 @@ async def _aggregate(
         can_reply=not batch and not origin,
     )
     outcomes = []
+    release = None
     try:
         for arrival in arrivals:
             recorded = await rt.store.record(
@@ -83,10 +84,11 @@ async def _aggregate(
                     {"Retry-After": FULL_RETRY_AFTER},
                 )
             outcomes.append(recorded.outcome)
+            release = recorded.release
     except (RedisError, OSError):
         return _redis_down()
-    if recorded.release is not None:
-        event = aggregated_event(recorded.release, flow, rt.settings.k_ce_overrides)
+    if release is not None:
+        event = aggregated_event(release, flow, rt.settings.k_ce_overrides)
         headers, content = encode_binary(event.attributes, body_of(event))
         return Response(content, 200, headers={**headers, OUTCOME: "complete"})
     return Response(status_code=202, headers={OUTCOME: ",".join(outcomes)})

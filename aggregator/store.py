@@ -50,7 +50,7 @@ class Store:
 
     async def load_scripts(self) -> None:
         for script in self._scripts.values():
-            script.sha = await self.redis.script_load(script.script)
+            await self.redis.script_load(script.script)
 
     async def scripts_loaded(self) -> bool:
         shas = [script.sha for script in self._scripts.values()]

@@ -373,6 +373,16 @@ async def test_batch_outcomes_in_order_and_429_midway(redis_url: str) -> None:
     assert release.correlation_id == "a"
 
 
+async def test_an_empty_batch_has_empty_outcomes(redis_url: str) -> None:
+    async with app_client(make_settings(redis_url, COUNT)) as client:
+        response = await client.post(
+            "/flows/count",
+            headers={"content-type": "application/cloudevents-batch+json"},
+            content=b"[]",
+        )
+    assert (response.status_code, response.headers["aggregation-outcome"]) == (202, "")
+
+
 async def test_redis_down_answers_503_and_nothing_is_acknowledged(tmp_path: Any) -> None:
     from aggregator.embedded_redis import RedisServer
 
