@@ -1,8 +1,10 @@
 """The Starlette application: routes and the lifespan that owns the Redis client."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -11,14 +13,19 @@ from starlette.routing import Route
 
 from aggregator import http_ingest
 from aggregator.config import load_config
+from aggregator.dead_letters import DeadLetters
+from aggregator.dispatcher import Dispatcher
 from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace
 from aggregator.logs import configure_logging, get_logger
+from aggregator.outbox import Outbox
 from aggregator.redis_client import connect
 from aggregator.responses import JSONResponse
 from aggregator.runtime import Runtime, runtime
+from aggregator.sender import Sender
 from aggregator.settings import Settings
 from aggregator.store import Store
+from aggregator.sweeper import Sweeper
 
 log = get_logger(__name__)
 
@@ -47,9 +54,9 @@ async def readyz(request: Request) -> Response:
     rt = runtime(request)
     try:
         await rt.store.redis.ping()
-        if not await rt.store.scripts_loaded():
+        if not await rt.store.scripts.loaded():
             # Redis restarted empty, or was down at start-up.
-            await rt.store.load_scripts()
+            await rt.store.scripts.load()
     except (RedisError, OSError):
         return JSONResponse(
             {"status": "redis unavailable", "warnings": rt.warnings},
@@ -67,20 +74,51 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = Store(connect(config))
-        rt = Runtime(config, Keyspace(config.shards), store, delivery_warnings(config))
+        redis = connect(config, "aggregator-requests")
+        # Background work has a client of its own: it cannot starve requests of connections.
+        background = connect(config, "aggregator-background")
+        keyspace = Keyspace(config.shards)
+        store = Store(redis, keyspace)
+        background_store = Store(background, keyspace)
+        outbox = Outbox(background, keyspace, background_store.scripts)
+        limits = httpx.Limits(
+            max_connections=config.dispatch_concurrency,
+            max_keepalive_connections=config.dispatch_concurrency,
+        )
+        client = httpx.AsyncClient(limits=limits, timeout=10.0)
+        sender = Sender(client)
+        dispatcher = Dispatcher(config, outbox, sender)
+        sweeper = Sweeper(config, background_store, dispatcher.nudge)
+        rt = Runtime(
+            settings=config,
+            keyspace=keyspace,
+            store=store,
+            outbox=outbox,
+            dead_letters=DeadLetters(redis, keyspace, config),
+            sender=sender,
+            dispatcher=dispatcher,
+            warnings=delivery_warnings(config),
+        )
         app.state.runtime = rt
         for warning in rt.warnings:
             log.warning("flow cannot deliver", detail=warning)
         try:
-            await store.load_scripts()
+            await store.scripts.load()  # one SCRIPT LOAD serves both clients
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable at start-up; not ready until it answers", error=str(exc))
-        log.info("started", flows=[flow.name for flow in config.flows])
+        loops = [asyncio.create_task(sweeper.run()), asyncio.create_task(dispatcher.run())]
+        log.info("started", flows=[f.name for f in config.flows], consumer=dispatcher.consumer)
         try:
             yield
         finally:
-            await store.redis.aclose()
+            # The loops end on their own when told to stop; cancelling them could leave a
+            # Redis connection mid-command.
+            sweeper.stop()
+            await dispatcher.stop(grace=config.shutdown_timeout.total_seconds() / 2)
+            await asyncio.wait(loops, timeout=5)
+            await client.aclose()
+            await redis.aclose()
+            await background.aclose()
 
     return Starlette(
         routes=[Route("/healthz", healthz), Route("/readyz", readyz), *http_ingest.routes],

@@ -96,6 +96,9 @@ def _serve(args: argparse.Namespace) -> int:
             http="httptools",
             log_config=None,
             access_log=False,
+            # Half the shutdown budget for requests in flight; the lifespan gives the other
+            # half to deliveries under way.
+            timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds() / 2),
             server_header=False,
         )
     finally:

@@ -47,7 +47,7 @@ def decode(headers: Iterable[tuple[bytes, bytes]], body: bytes) -> tuple[list[Cl
             ce_headers[attribute] = raw_value
     media = media_type(content_type)
     if media == STRUCTURED:
-        return [_structured(_json_body(body))], False
+        return [decode_structured(body)], False
     if media == BATCH:
         return _batch(body), True
     if media.startswith(("application/cloudevents+", "application/cloudevents-batch+")):
@@ -102,6 +102,11 @@ def _json_body(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise Rejected(400, "the body is not valid JSON") from None
+
+
+def decode_structured(body: bytes) -> CloudEvent:
+    """One event in the JSON event format."""
+    return _structured(_json_body(body))
 
 
 def _batch(body: bytes) -> list[CloudEvent]:
@@ -205,6 +210,16 @@ def encode_binary(
         else:
             headers[f"ce-{name}"] = header_value(value)
     return headers, body or b""
+
+
+def encode_structured(event: CloudEvent) -> bytes:
+    """The JSON event format of one event (`application/cloudevents+json`)."""
+    document: dict[str, Any] = {"specversion": "1.0", **event.attributes}
+    if event.data_json is not None:
+        document["data"] = orjson.Fragment(event.data_json)
+    elif event.data_binary is not None:
+        document["data_base64"] = base64.b64encode(event.data_binary).decode()
+    return orjson.dumps(document)
 
 
 def body_of(event: CloudEvent) -> bytes | None:

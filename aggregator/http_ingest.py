@@ -5,6 +5,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aggregator import metrics
 from aggregator.cloudevent import CloudEvent
 from aggregator.codec import body_of, decode, encode_binary
 from aggregator.delivery import prefers_reply, release_route
@@ -83,7 +84,12 @@ async def _aggregate(
                     "another",
                     {"Retry-After": FULL_RETRY_AFTER},
                 )
-            outcomes.append(recorded.outcome)
+            outcomes.append("complete" if recorded.outcome == "replay" else recorded.outcome)
+            if recorded.outcome == "complete":
+                if recorded.release is None:
+                    rt.dispatcher.nudge()
+                metrics.RELEASES.labels(flow.name, "complete").inc()
+                metrics.RELEASE_LATENCY.labels(flow.name).observe(recorded.latency_ms / 1000)
             release = recorded.release
     except (RedisError, OSError):
         return _redis_down()

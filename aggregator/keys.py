@@ -43,15 +43,26 @@ class Keyspace:
     def outbox(self, shard: int) -> str:
         return f"{self._tag(shard)}:outbox"
 
+    def dead_letters(self, shard: int) -> str:
+        return f"{self._tag(shard)}:dl"
+
+    def dead_letter_index(self, shard: int) -> str:
+        return f"{self._tag(shard)}:dlidx"
+
+    def state(self, shard: int, member: str) -> str:
+        """The state hash of a deadline-set member (`<flow>:<digest>`)."""
+        return f"{self._tag(shard)}:a:{member.rpartition(':')[2]}"
+
     def aggregation(self, flow: str, correlation_id: str) -> AggregationKeys:
         key_digest = digest(flow, correlation_id)
         shard = self._shard(key_digest)
+        member = f"{flow}:{key_digest.hex()}"
         return AggregationKeys(
             shard=shard,
-            state=f"{self._tag(shard)}:a:{key_digest.hex()}",
+            state=self.state(shard, member),
             deadlines=self.deadlines(shard),
             outbox=self.outbox(shard),
-            member=f"{flow}:{key_digest.hex()}",
+            member=member,
         )
 
     def dedup(self, flow: str, values: tuple[str, ...]) -> str:

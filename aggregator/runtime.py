@@ -1,10 +1,14 @@
-"""What the request handlers share in one process: settings, keys, the store."""
+"""What the request handlers and background tasks of one process share."""
 
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from aggregator.dead_letters import DeadLetters
+from aggregator.dispatcher import Dispatcher
 from aggregator.keys import Keyspace
+from aggregator.outbox import Outbox
+from aggregator.sender import Sender
 from aggregator.settings import Settings
 from aggregator.store import Store
 
@@ -14,6 +18,10 @@ class Runtime:
     settings: Settings
     keyspace: Keyspace
     store: Store
+    outbox: Outbox
+    dead_letters: DeadLetters
+    sender: Sender
+    dispatcher: Dispatcher
     warnings: list[str] = field(default_factory=list)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -9,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_serializer
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from aggregator.flows import AggregateFlow, DedupFlow, Flow
+from aggregator.flows import AggregateFlow, DedupFlow, Duration, Flow, PositiveDuration
 
 ENV_PREFIX = "AGGREGATOR_"
 DEFAULT_ANNOTATIONS_FILE = Path("/etc/podinfo/annotations")
@@ -93,6 +94,13 @@ class Settings(SourceFiles):
     ] = "info"
     log_format: Literal["json", "console"] = "json"
     shards: Annotated[int, Field(ge=1, le=1024)] = 16
+    sweep_interval: PositiveDuration = timedelta(milliseconds=250)
+    sweep_batch: Annotated[int, Field(ge=1, le=1000)] = 200
+    outbox_visibility_timeout: PositiveDuration = timedelta(seconds=30)
+    dispatch_concurrency: Annotated[int, Field(ge=1)] = 64
+    dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
+    dead_letter_retention: PositiveDuration = timedelta(days=7)
+    shutdown_timeout: Duration = timedelta(seconds=20)
     k_sink: Annotated[str | None, Field(validation_alias="K_SINK")] = None
     k_ce_overrides: Annotated[dict[str, str | int], NoDecode, BeforeValidator(_ce_overrides)] = (
         Field(default_factory=dict, validation_alias="K_CE_OVERRIDES")

@@ -1,31 +1,20 @@
-"""Redis operations, one named Lua script (or one command) each; see `lua/` for the scripts."""
+"""Aggregation state in Redis: one script call per ingested event, per sweep batch."""
 
 from dataclasses import dataclass
 from datetime import timedelta
-from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from aggregator.delivery import Route
 from aggregator.flows import AggregateFlow
-from aggregator.keys import AggregationKeys
+from aggregator.keys import AggregationKeys, Keyspace
 from aggregator.release import Release
+from aggregator.scripts import Scripts
 
 
-def _ms(duration: timedelta) -> int:
+def ms(duration: timedelta) -> int:
     return round(duration.total_seconds() * 1000)
-
-
-def _script(name: str) -> str:
-    return files("aggregator").joinpath("lua", name).read_text(encoding="utf-8")
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    outcome: str  # pending | duplicate | late | full | complete
-    release: Release | None = None  # set when the release goes back to the caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,36 +30,44 @@ class Arrival:
     correlation_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    outcome: str  # pending | duplicate | late | full | complete | replay
+    release: Release | None = None  # when the release goes back to the caller
+    latency_ms: int = 0  # first arrival to release, for `complete`
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """What to do with one aggregation the expire script may release."""
+
+    member: str
+    status: str  # timeout | manual | discarded
+    route: str  # sink | dead-letter | none
+    retention_ms: int
+
+
 class Store:
-    def __init__(self, redis: "Redis") -> None:
+    def __init__(self, redis: "Redis", keyspace: Keyspace) -> None:
         self.redis = redis
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(_script(f"{name}.lua")) for name in ("ingest",)
-        }
-
-    async def load_scripts(self) -> None:
-        for script in self._scripts.values():
-            await self.redis.script_load(script.script)
-
-    async def scripts_loaded(self) -> bool:
-        shas = [script.sha for script in self._scripts.values()]
-        return all(await self.redis.script_exists(*shas))
+        self.keyspace = keyspace
+        self.scripts = Scripts(redis)
 
     async def record(
         self, arrival: Arrival, flow: AggregateFlow, route: Route, max_pending: int
     ) -> Recorded:
         keys = arrival.keys
-        reply: list[Any] = await self._scripts["ingest"](
+        reply: list[Any] = await self.scripts["ingest"](
             keys=[keys.state, keys.deadlines, keys.outbox],
             args=[
                 arrival.event_field,
                 arrival.branch,
                 arrival.record,
                 arrival.expected,
-                _ms(flow.timeout),
-                0 if flow.idle_timeout is None else _ms(flow.idle_timeout),
+                ms(flow.timeout),
+                0 if flow.idle_timeout is None else ms(flow.idle_timeout),
                 "first" if flow.duplicate_branch == "first-wins" else "last",
-                _ms(flow.retention),
+                ms(flow.retention),
                 max_pending,
                 keys.member,
                 arrival.flow,
@@ -79,9 +76,39 @@ class Store:
             ],
         )
         outcome = reply[0].decode()
-        if len(reply) > 1:
-            return Recorded(outcome, Release.from_fields(reply[1]))
-        return Recorded(outcome)
+        release = Release.from_fields(reply[1]) if len(reply) > 1 and reply[1] else None
+        latency = int(reply[3]) - int(reply[2]) if outcome == "complete" else 0
+        return Recorded(outcome, release, latency)
+
+    async def due(self, now_ms: int, limit: int) -> dict[int, list[str]]:
+        """Members whose deadline has passed, per shard (at most `limit` each)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.keyspace.shards):
+                pipe.zrangebyscore(self.keyspace.deadlines(shard), "-inf", now_ms, 0, limit)
+            replies = await pipe.execute()
+        return {
+            shard: [member.decode() for member in members]
+            for shard, members in enumerate(replies)
+            if members
+        }
+
+    async def expire(
+        self, shard: int, expiries: list[Expiry], *, only_due: bool
+    ) -> tuple[int, list[int]]:
+        """Release (or discard) aggregations of one shard; returns Redis's time and, per
+        expiry, the first-arrival time of each aggregation this call released (0 if not)."""
+        args: list[str | int] = ["due" if only_due else "now"]
+        for expiry in expiries:
+            args += [expiry.member, expiry.status, expiry.route, expiry.retention_ms]
+        reply: list[int] = await self.scripts["expire"](
+            keys=[
+                self.keyspace.deadlines(shard),
+                self.keyspace.outbox(shard),
+                *(self.keyspace.state(shard, e.member) for e in expiries),
+            ],
+            args=args,
+        )
+        return int(reply[0]), [int(t0) for t0 in reply[1:]]
 
     async def first_sighting(self, key: str, window_ms: int) -> bool:
         """Dedup filter: True the first time `key` is seen within the window."""

@@ -10,9 +10,10 @@ import redis
 from redis.crc import key_slot
 
 from aggregator.codec import decode
+from aggregator.dead_letters import DeadLetter
 from aggregator.keys import Keyspace
-from aggregator.release import Release
 from tests.support.app import app_client, binary, make_settings, snapshot
+from tests.support.sink import eventually, running_sink
 
 pytestmark = pytest.mark.usefixtures("no_aggregator_env")
 
@@ -31,16 +32,22 @@ def url(branch: str, flow: str = "docs") -> str:
     return f"/flows/{flow}/branches/{branch}"
 
 
-def outbox_entries(redis_url: str, shards: int = 16) -> list[tuple[str, Release]]:
+def dead_letters(redis_url: str) -> list[DeadLetter]:
     client = redis.Redis.from_url(redis_url)
-    keyspace = Keyspace(shards)
-    found = []
-    for shard in range(shards):
-        for _, fields in client.xrange(keyspace.outbox(shard)):
-            flat = [item for pair in fields.items() for item in pair]
-            found.append((fields[b"route"].decode(), Release.from_fields(flat)))
+    found = [
+        DeadLetter.decode(letter.decode(), payload)
+        for key in client.scan_iter(match="agg:*:dl")
+        for letter, payload in client.hgetall(key).items()
+    ]
     client.close()
     return found
+
+
+def outbox_length(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    length = sum(client.xlen(key) for key in client.scan_iter(match="agg:*:outbox"))
+    client.close()
+    return length
 
 
 def aggregated(response: httpx.Response) -> tuple[dict[str, str], Any]:
@@ -89,7 +96,8 @@ async def test_four_branches_then_the_aggregated_event(redis_url: str) -> None:
         "datacontenttype",
         "data",
     }
-    assert outbox_entries(redis_url) == []
+    assert outbox_length(redis_url) == 0
+    assert dead_letters(redis_url) == []
 
 
 async def test_redelivery_of_the_completing_event_replays_the_same_event(redis_url: str) -> None:
@@ -154,26 +162,39 @@ async def test_last_wins_keeps_the_later_reply(redis_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flow", "kwargs", "outbox_route"),
-    [
-        ({**DOCS, "sink": "http://127.0.0.1:9/sink"}, {"prefer_reply": True}, "sink"),
-        ({**DOCS, "delivery": "sink", "sink": "http://127.0.0.1:9/sink"}, {}, "sink"),
-        (DOCS, {}, "dead-letter"),
-        ({**DOCS, "delivery": "sink"}, {"prefer_reply": True}, "dead-letter"),
-    ],
+    ("flow", "kwargs"),
+    [({**DOCS, "delivery": "auto"}, {"prefer_reply": True}), ({**DOCS, "delivery": "sink"}, {})],
 )
-async def test_releases_that_no_response_carries_go_to_the_outbox(
-    redis_url: str, flow: dict[str, Any], kwargs: dict[str, Any], outbox_route: str
+async def test_releases_with_a_sink_are_delivered_there(
+    redis_url: str, flow: dict[str, Any], kwargs: dict[str, Any]
+) -> None:
+    with running_sink() as sink:
+        async with app_client(make_settings(redis_url, {**flow, "sink": sink.url})) as client:
+            response = await complete_docs(client, "doc-9", **kwargs)
+            [received] = await eventually(lambda: sink.got(1))
+    assert (response.status_code, response.content) == (202, b"")
+    assert response.headers["aggregation-outcome"] == "complete"
+    event = received.event()
+    assert event.attributes["aggregationstatus"] == "complete"
+    data = event.data_value()
+    assert data["received"] == BRANCHES
+    assert data["branches"][BRANCHES[0]]["data"] == {"documentId": "doc-9", "b": BRANCHES[0]}
+
+
+@pytest.mark.parametrize(
+    ("flow", "kwargs"),
+    [(DOCS, {}), ({**DOCS, "delivery": "sink"}, {"prefer_reply": True})],
+)
+async def test_releases_with_nowhere_to_go_land_in_dead_letters(
+    redis_url: str, flow: dict[str, Any], kwargs: dict[str, Any]
 ) -> None:
     async with app_client(make_settings(redis_url, flow)) as client:
         response = await complete_docs(client, "doc-9", **kwargs)
+        [letter] = await eventually(lambda: dead_letters(redis_url))
     assert (response.status_code, response.content) == (202, b"")
-    assert response.headers["aggregation-outcome"] == "complete"
-    [(route, release)] = outbox_entries(redis_url)
-    assert route == outbox_route
-    assert release.status == "complete"
-    assert [a.branch for a in release.arrivals] == BRANCHES
-    assert release.arrivals[0].event.data_value() == {"documentId": "doc-9", "b": BRANCHES[0]}
+    assert letter.reason == "nowhere to deliver"
+    assert letter.attempts == 0
+    assert letter.event.data_value()["received"] == BRANCHES
 
 
 async def test_reply_mode_answers_without_prefer(redis_url: str) -> None:
@@ -183,12 +204,12 @@ async def test_reply_mode_answers_without_prefer(redis_url: str) -> None:
 
 
 async def test_the_sink_from_k_sink(redis_url: str) -> None:
-    settings = make_settings(redis_url, DOCS, K_SINK="http://127.0.0.1:9/k-sink")
-    async with app_client(settings) as client:
-        response = await complete_docs(client, "d", prefer_reply=True)
+    with running_sink() as sink:
+        async with app_client(make_settings(redis_url, DOCS, K_SINK=sink.url)) as client:
+            response = await complete_docs(client, "d", prefer_reply=True)
+            [received] = await eventually(lambda: sink.got(1))
     assert response.status_code == 202
-    [(route, _)] = outbox_entries(redis_url)
-    assert route == "sink"
+    assert received.event().attributes["subject"] == "d"
 
 
 async def test_origin_is_carried_and_never_counts(redis_url: str) -> None:
@@ -368,9 +389,8 @@ async def test_batch_outcomes_in_order_and_429_midway(redis_url: str) -> None:
     assert (
         response.headers["aggregation-outcome"] == "duplicate,duplicate,duplicate,pending,complete"
     )
-    [(route, release)] = outbox_entries(redis_url, shards=1)
-    assert route == "dead-letter"
-    assert release.correlation_id == "a"
+    [letter] = await eventually(lambda: dead_letters(redis_url))
+    assert letter.correlation_id == "a"
 
 
 async def test_an_empty_batch_has_empty_outcomes(redis_url: str) -> None:
@@ -455,14 +475,18 @@ async def test_one_redis_command_per_event(redis_url: str) -> None:
     async with app_client(make_settings(redis_url, DOCS)) as client:
         await complete_docs(client, "warm-up")
         monitor_client = redis.Redis.from_url(redis_url)
+        requests = {
+            c["addr"] for c in monitor_client.client_list() if c["name"] == "aggregator-requests"
+        }
+        assert requests
         with monitor_client.monitor() as monitor:
             for n, branch in enumerate(BRANCHES):
                 await client.post(url(branch), **binary({"documentId": f"doc-{n // 2}"}))
             commands = []
             for entry in monitor.listen():
-                if entry["client_type"] == "lua":
-                    continue
-                commands.append(entry["command"])
+                address = f"{entry['client_address']}:{entry['client_port']}"
+                if entry["client_type"] != "lua" and address in requests:
+                    commands.append(entry["command"])
                 if len(commands) == len(BRANCHES):
                     break
         monitor_client.close()

@@ -18,9 +18,10 @@
 -- ARGV[13] where a release goes: "reply" (returned to the caller), "sink" or "dead-letter"
 --          (an outbox entry for the dispatcher)
 --
--- Returns {outcome} with outcome pending | duplicate | late | full | complete, or
--- {"complete", fields} when the release (or the replay of a release) goes to the caller:
--- fields is the flat HGETALL of the state hash.
+-- Returns {outcome}, outcome one of pending | duplicate | late | full, or
+-- {"complete", fields, first arrival ms, release ms} or {"replay", fields} (a redelivery of
+-- the completing event); fields is the flat HGETALL of the state hash when the release goes
+-- back to the caller, else nil.
 --
 -- State hash fields: f flow, c correlation id, t0 first arrival (ms, Redis clock), x expected,
 -- n distinct branches, q arrival counter, o origin record, b:<branch> "<seq>:<record>",
@@ -28,6 +29,8 @@
 -- ce the completing event's field, cb its branch, rm "reply" or "outbox".
 -- Re-running the same call (a client retry after a timeout) finds its own event field and
 -- changes nothing.
+
+-- @include release.lua
 
 local state, deadlines, outbox = KEYS[1], KEYS[2], KEYS[3]
 local event_field, branch, record = ARGV[1], ARGV[2], ARGV[3]
@@ -40,10 +43,7 @@ if cur[1] then
   if cur[3] ~= event_field then
     return {'duplicate'}
   end
-  if cur[4] == 'reply' then
-    return {'complete', redis.call('HGETALL', state)}
-  end
-  return {'complete'}
+  return {'replay', cur[4] == 'reply' and redis.call('HGETALL', state)}
 end
 if cur[2] then
   return {'late'}
@@ -72,32 +72,9 @@ end
 
 if branch ~= '' and n >= expected then
   redis.call('ZREM', deadlines, member)
-  redis.call('HSET', state, 'st', 'complete', 'rt', now, 'ce', event_field, 'cb', branch)
-  if route == 'reply' then
-    redis.call('HSET', state, 'rm', 'reply')
-    redis.call('PEXPIRE', state, retention)
-    return {'complete', redis.call('HGETALL', state)}
-  end
-  -- The outbox entry carries everything the aggregated event is built from; the tombstone
-  -- keeps only what recognises late and duplicate events.
-  local fields = redis.call('HGETALL', state)
-  local entry, payloads = {'route', route}, {}
-  for i = 1, #fields, 2 do
-    local name = fields[i]
-    local kind = string.sub(name, 1, 2)
-    if kind ~= 'e:' then
-      entry[#entry + 1] = name
-      entry[#entry + 1] = fields[i + 1]
-    end
-    if kind == 'b:' or name == 'o' then
-      payloads[#payloads + 1] = name
-    end
-  end
-  redis.call('XADD', outbox, '*', unpack(entry))
-  redis.call('HDEL', state, unpack(payloads))
-  redis.call('HSET', state, 'rm', 'outbox')
-  redis.call('PEXPIRE', state, retention)
-  return {'complete'}
+  redis.call('HSET', state, 'ce', event_field, 'cb', branch)
+  local fields = release(state, outbox, now, 'complete', route, retention)
+  return {'complete', fields or false, t0, now}
 end
 
 -- A last-wins replacement is no new arrival: it moves no deadline.

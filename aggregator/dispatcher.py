@@ -1,0 +1,162 @@
+"""The outbox dispatcher: every replica delivers releases from every shard's outbox.
+
+An entry is settled only after its event reached the sink, the dead-letter sink or the
+dead-letter store; until then it stays pending in the consumer group, so a replica that dies
+mid-delivery loses nothing: another reclaims the entry after the visibility timeout.
+"""
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from dataclasses import replace
+
+from redis.exceptions import RedisError
+
+from aggregator import metrics
+from aggregator.dead_letters import DeadLetter, error_extensions, letter_id
+from aggregator.flows import AggregateFlow
+from aggregator.logs import get_logger
+from aggregator.outbox import Entry, Outbox
+from aggregator.release import Release, aggregated_event
+from aggregator.sender import Sender, Sent
+from aggregator.settings import Settings
+from aggregator.store import ms
+
+log = get_logger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, outbox: Outbox, sender: Sender) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.sender = sender
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._wake = asyncio.Event()
+        self._held: dict[tuple[int, str], Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def nudge(self) -> None:
+        """A release was just written to the outbox: look now rather than at the next tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        visibility = self.settings.outbox_visibility_timeout.total_seconds()
+        tick = self.settings.sweep_interval.total_seconds()
+        last_reclaim = last_keep = 0.0
+        while not self._stopping:
+            # Cleared before reading, so that a nudge arriving during the read is not lost.
+            self._wake.clear()
+            try:
+                free = self.settings.dispatch_concurrency - len(self._held)
+                entries = await self.outbox.read(self.consumer, free) if free > 0 else []
+                now = time.monotonic()
+                if free > len(entries) and now - last_reclaim >= visibility / 2:
+                    last_reclaim = now
+                    entries += await self.outbox.reclaim(
+                        self.consumer, ms(self.settings.outbox_visibility_timeout), free
+                    )
+                if self._held and now - last_keep >= visibility / 3:
+                    last_keep = now
+                    await self.outbox.keep(self.consumer, list(self._held.values()))
+            except (RedisError, OSError) as exc:
+                log.warning("outbox unreachable", error=str(exc))
+                entries = []
+            for entry in entries:
+                self._start(entry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), tick)
+
+    def _start(self, entry: Entry) -> None:
+        key = (entry.shard, entry.id)
+        if key in self._held:
+            return
+        self._held[key] = entry
+        task = asyncio.create_task(self._deliver(entry))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking entries; give deliveries under way `grace` seconds, then leave what is
+        unsettled to the other replicas."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _deliver(self, entry: Entry) -> None:
+        try:
+            letter = await self._outcome(entry)
+            await self.outbox.settle(
+                entry,
+                None if letter is None else (letter.id, letter.encode()),
+                max(1, self.settings.dead_letter_max // self.settings.shards),
+                ms(self.settings.dead_letter_retention),
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("outbox entry left for a retry", entry=entry.id, error=str(exc))
+        except Exception:
+            log.exception("outbox entry left for a retry", entry=entry.id)
+        finally:
+            self._held.pop((entry.shard, entry.id), None)
+
+    async def _outcome(self, entry: Entry) -> DeadLetter | None:
+        """Deliver the entry's event; return the dead letter to keep, or None."""
+        release = Release.from_fields(entry.fields)
+        flow = self.settings.flow(release.flow)
+        if not isinstance(flow, AggregateFlow):
+            # The flow was removed while the release waited: keep it, it is not ours to drop.
+            reason = "flow not configured"
+            return self._letter(entry, release, flow=None, reason=reason, sent=None)
+        event = aggregated_event(release, flow, self.settings.k_ce_overrides)
+        sink = self.settings.sink_for(flow)
+        sent: Sent | None = None
+        if entry.route == "sink" and sink is not None:
+            sent = await self.sender.send(sink, event, flow)
+            if sent.delivered:
+                return None
+            reason = "delivery failed"
+        elif release.status == "timeout" and flow.on_timeout == "dead-letter":
+            reason = "timed out (on_timeout: dead-letter)"
+        else:
+            reason = "nowhere to deliver"
+            log.warning("release has nowhere to deliver", flow=flow.name, status=release.status)
+        if flow.dead_letter_sink is not None:
+            failed = event
+            if sent is not None and sink is not None:
+                failed = replace(
+                    event, attributes={**event.attributes, **error_extensions(sink, sent)}
+                )
+            dead_sent = await self.sender.send(flow.dead_letter_sink, failed, flow)
+            if dead_sent.delivered:
+                metrics.DEAD_LETTERS.labels(flow.name, "dead_letter_sink").inc()
+                return None
+        return self._letter(entry, release, flow=flow, reason=reason, sent=sent)
+
+    def _letter(
+        self,
+        entry: Entry,
+        release: Release,
+        *,
+        flow: AggregateFlow | None,
+        reason: str,
+        sent: Sent | None,
+    ) -> DeadLetter:
+        metrics.DEAD_LETTERS.labels(release.flow, "store").inc()
+        stand_in = flow or AggregateFlow(name=release.flow, expected_branches=release.expected)
+        return DeadLetter(
+            id=letter_id(entry.shard, entry.id),
+            flow=release.flow,
+            correlation_id=release.correlation_id,
+            reason=reason,
+            attempts=0 if sent is None else sent.attempts,
+            last_error=None if sent is None else sent.error,
+            created_ms=int(time.time() * 1000),
+            event=aggregated_event(release, stand_in, self.settings.k_ce_overrides),
+        )

@@ -1,0 +1,41 @@
+-- expire.lua: release the due aggregations of one shard (the timeout sweeper), or release or
+-- discard one aggregation now (the admin API). Claiming is the atomic removal from the
+-- deadline set, so a release by an ingest call and one by this script exclude each other.
+--
+-- KEYS[1]     the shard's deadline sorted set
+-- KEYS[2]     the shard's outbox stream
+-- KEYS[2+i]   state hash of aggregation i
+--
+-- ARGV[1]     "due": only aggregations whose deadline has passed; "now": regardless
+-- ARGV[4i-2]  member of aggregation i in the deadline set
+-- ARGV[4i-1]  status: timeout | manual | discarded
+-- ARGV[4i]    route: sink | dead-letter | none
+-- ARGV[4i+1]  retention in ms
+--
+-- Returns {now, t0 of aggregation 1 or 0, ...}: a first-arrival time for each aggregation
+-- this call released, 0 for each it left alone (not due, released already, or gone).
+
+-- @include release.lua
+
+local deadlines, outbox = KEYS[1], KEYS[2]
+local only_due = ARGV[1] == 'due'
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local results = {now}
+
+for i = 1, #KEYS - 2 do
+  local state = KEYS[2 + i]
+  local member, status, route = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i]
+  local score = tonumber(redis.call('ZSCORE', deadlines, member))
+  local t0 = 0
+  if not (only_due and (not score or score > now)) then
+    redis.call('ZREM', deadlines, member)
+    local cur = redis.call('HMGET', state, 't0', 'st')
+    if cur[1] and not cur[2] then
+      t0 = tonumber(cur[1])
+      release(state, outbox, now, status, route, tonumber(ARGV[4 * i + 1]))
+    end
+  end
+  results[#results + 1] = t0
+end
+return results

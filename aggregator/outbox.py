@@ -1,0 +1,117 @@
+"""The outbox streams (one per shard) and their consumer group, as the dispatcher uses them.
+
+Entries are read with XREADGROUP, kept alive while a delivery is under way (XCLAIM with
+JUSTID resets their idle time), reclaimed from dead consumers with XAUTOCLAIM once idle
+longer than the visibility timeout, and settled (acknowledged and deleted) by one script.
+"""
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from aggregator.keys import Keyspace
+from aggregator.scripts import Scripts
+
+GROUP = "dispatchers"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    shard: int
+    id: str
+    fields: list[bytes]  # flat field/value list, as the release wrote it
+
+    @property
+    def route(self) -> str:
+        return dict(zip(self.fields[::2], self.fields[1::2], strict=True))[b"route"].decode()
+
+
+def _entries(shard: int, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
+    return [
+        Entry(shard, entry_id.decode(), [item for pair in fields.items() for item in pair])
+        for entry_id, fields in messages
+        if fields
+    ]
+
+
+class Outbox:
+    def __init__(self, redis: "Redis", keyspace: Keyspace, scripts: Scripts) -> None:
+        self.redis = redis
+        self.keyspace = keyspace
+        self.scripts = scripts
+
+    async def ensure_groups(self) -> None:
+        """Create the group on every shard's stream, from the start (entries written before
+        any dispatcher ran are delivered too)."""
+        for shard in range(self.keyspace.shards):
+            try:
+                await self.redis.xgroup_create(
+                    self.keyspace.outbox(shard), GROUP, "0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(self, consumer: str, count: int) -> list[Entry]:
+        """New entries of every shard for this consumer."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for shard in range(self.keyspace.shards):
+                    pipe.xreadgroup(GROUP, consumer, {self.keyspace.outbox(shard): ">"}, count)
+                replies = await pipe.execute()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_groups()  # Redis lost its data (restart without persistence)
+            return []
+        found = []
+        for shard, reply in enumerate(replies):
+            for _, messages in reply or []:
+                found += _entries(shard, messages)
+        return found
+
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
+        """Entries that another consumer took and has not settled for `min_idle_ms`."""
+        found = []
+        for shard in range(self.keyspace.shards):
+            stream = self.keyspace.outbox(shard)
+            reply = await self.redis.xautoclaim(stream, GROUP, consumer, min_idle_ms, "0-0", count)
+            found += _entries(shard, reply[1])
+            deleted = reply[2] if len(reply) > 2 else []
+            if deleted:
+                await self.redis.xack(stream, GROUP, *deleted)
+        return found
+
+    async def keep(self, consumer: str, held: list[Entry]) -> None:
+        """Reset the idle time of entries still being delivered, so nobody reclaims them."""
+        by_shard: dict[int, list[str | bytes | int | memoryview[int]]] = {}
+        for entry in held:
+            by_shard.setdefault(entry.shard, []).append(entry.id)
+        for shard, ids in by_shard.items():
+            await self.redis.xclaim(
+                self.keyspace.outbox(shard), GROUP, consumer, 0, ids, justid=True
+            )
+
+    async def settle(
+        self,
+        entry: Entry,
+        dead_letter: tuple[str, bytes] | None,
+        max_letters: int,
+        retention_ms: int,
+    ) -> None:
+        letter_id, payload = dead_letter or ("", b"")
+        await self.scripts["settle"](
+            keys=[
+                self.keyspace.outbox(entry.shard),
+                self.keyspace.dead_letters(entry.shard),
+                self.keyspace.dead_letter_index(entry.shard),
+            ],
+            args=[GROUP, entry.id, letter_id, payload, max_letters, retention_ms],
+        )
+
+    async def length(self) -> int:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.keyspace.shards):
+                pipe.xlen(self.keyspace.outbox(shard))
+            return sum(await pipe.execute())

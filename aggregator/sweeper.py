@@ -1,0 +1,85 @@
+"""The timeout sweeper: every replica scans every shard's deadline set on a jittered tick and
+releases what is due (DESIGN §5, §6). Claiming happens inside the expire script, so any
+number of replicas can sweep at once."""
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+
+from redis.exceptions import RedisError
+
+from aggregator import metrics
+from aggregator.delivery import release_route
+from aggregator.flows import AggregateFlow
+from aggregator.logs import get_logger
+from aggregator.settings import Settings
+from aggregator.store import Expiry, Store, ms
+
+log = get_logger(__name__)
+_UNKNOWN_FLOW_RETENTION_MS = 3_600_000
+
+
+def expiry_for(settings: Settings, member: str, status: str) -> Expiry:
+    """What a timeout (or a manual release) of this aggregation does, by its flow's policy."""
+    flow = settings.flow(member.rpartition(":")[0])
+    if not isinstance(flow, AggregateFlow):
+        # The flow was removed: keep its releases in dead letters rather than drop them.
+        return Expiry(member, status, "dead-letter", _UNKNOWN_FLOW_RETENTION_MS)
+    retention = ms(flow.retention)
+    if status == "timeout" and flow.on_timeout == "discard":
+        return Expiry(member, "discarded", "none", retention)
+    if status == "timeout" and flow.on_timeout == "dead-letter":
+        return Expiry(member, status, "dead-letter", retention)
+    return Expiry(
+        member,
+        status,
+        release_route(flow, settings, prefer_reply=False, can_reply=False),
+        retention,
+    )
+
+
+class Sweeper:
+    def __init__(self, settings: Settings, store: Store, on_release: Callable[[], None]) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_release = on_release
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def run(self) -> None:
+        interval = self.settings.sweep_interval.total_seconds()
+        while not self._stopped.is_set():
+            try:
+                await self.sweep()
+            except (RedisError, OSError) as exc:
+                log.warning("sweep failed; next tick retries", error=str(exc))
+            # Jitter spreads the replicas' scans over the tick.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), interval * random.uniform(0.8, 1.2))  # noqa: S311
+
+    async def sweep(self) -> int:
+        """Release everything due now; returns how many aggregations this call released."""
+        released = 0
+        batch = self.settings.sweep_batch
+        while True:
+            before = released
+            due = await self.store.due(int(time.time() * 1000), batch)
+            for shard, members in due.items():
+                expiries = [expiry_for(self.settings, member, "timeout") for member in members]
+                now, first_arrivals = await self.store.expire(shard, expiries, only_due=True)
+                for expiry, t0 in zip(expiries, first_arrivals, strict=True):
+                    if t0:
+                        released += 1
+                        flow = expiry.member.rpartition(":")[0]
+                        metrics.RELEASES.labels(flow, expiry.status).inc()
+                        metrics.RELEASE_LATENCY.labels(flow).observe((now - t0) / 1000)
+            if released > before:
+                self.on_release()
+            # A full batch means more may be due; none released means this clock runs ahead
+            # of Redis's, and the next tick will do.
+            if released == before or all(len(members) < batch for members in due.values()):
+                return released
