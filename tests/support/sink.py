@@ -56,6 +56,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    delay: float = 0.0  # a slow sink: seconds before it answers
 
 
 class Sink:
@@ -75,6 +76,8 @@ class Sink:
                 with sink._lock:
                     sink.received.append(Received(time.monotonic(), self.path, headers, body))
                     answer = sink.answers.pop(0) if sink.answers else sink.default
+                if answer.delay:
+                    time.sleep(answer.delay)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -86,6 +89,9 @@ class Sink:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A slow answer must not hold up stop().
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sink"
         # A short poll interval keeps stop() quick (shutdown waits for the next poll).
         self._thread = threading.Thread(
