@@ -105,6 +105,7 @@ class Dispatcher:
             log.exception("outbox entry left for a retry", entry=entry.id)
         finally:
             self._held.pop((entry.shard, entry.id), None)
+            self._wake.set()  # a free slot: read more now
 
     async def _outcome(self, entry: Entry) -> DeadLetter | None:
         """Deliver the entry's event; return the dead letter to keep, or None."""

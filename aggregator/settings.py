@@ -97,7 +97,10 @@ class Settings(SourceFiles):
     sweep_interval: PositiveDuration = timedelta(milliseconds=250)
     sweep_batch: Annotated[int, Field(ge=1, le=1000)] = 200
     outbox_visibility_timeout: PositiveDuration = timedelta(seconds=30)
-    dispatch_concurrency: Annotated[int, Field(ge=1)] = 64
+    # Deliveries under way per replica. httpx's pool slows down as connections grow (see
+    # docs/benchmarks.md); a few replicas with a few connections each beat one with many.
+    dispatch_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    redis_max_connections: Annotated[int, Field(ge=2)] = 64
     dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
     dead_letter_retention: PositiveDuration = timedelta(days=7)
     shutdown_timeout: Duration = timedelta(seconds=20)

@@ -180,3 +180,13 @@ def test_last_branch_racing_the_sweeper_gives_one_release(
     assert event.attributes["aggregationstatus"] == (
         "complete" if outcome == "complete" else "timeout"
     )
+
+
+async def test_a_removed_flow_still_releases_into_dead_letters(redis_url: str) -> None:
+    async with app_client(fast(redis_url, flow())) as client:
+        await send(client, "a")
+    # The next deployment no longer has flow f; its pending aggregation is not dropped.
+    async with app_client(fast(redis_url, {"name": "other", "expected_branches": 1})):
+        [letter] = await eventually(lambda: dead_letters(redis_url))
+    assert (letter.flow, letter.reason) == ("f", "flow not configured")
+    assert letter.event.attributes["aggregationstatus"] == "timeout"
