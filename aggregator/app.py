@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aggregator import http_ingest
+from aggregator import http_admin, http_ingest
+from aggregator.admin import Admin
 from aggregator.config import load_config
 from aggregator.dead_letters import DeadLetters
 from aggregator.dispatcher import Dispatcher
@@ -89,14 +90,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sender = Sender(client)
         dispatcher = Dispatcher(config, outbox, sender)
         sweeper = Sweeper(config, background_store, dispatcher.nudge)
+        dead_letters = DeadLetters(redis, keyspace, config)
         rt = Runtime(
             settings=config,
             keyspace=keyspace,
             store=store,
             outbox=outbox,
-            dead_letters=DeadLetters(redis, keyspace, config),
+            dead_letters=dead_letters,
             sender=sender,
             dispatcher=dispatcher,
+            admin=Admin(config, redis, store, dead_letters),
             warnings=delivery_warnings(config),
         )
         app.state.runtime = rt
@@ -121,6 +124,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await background.aclose()
 
     return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), *http_ingest.routes],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *http_ingest.routes,
+            *http_admin.routes,
+        ],
         lifespan=lifespan,
     )

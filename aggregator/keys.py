@@ -24,7 +24,8 @@ class AggregationKeys:
     state: str
     deadlines: str
     outbox: str
-    member: str  # the aggregation in its shard's deadline set
+    flow_index: str
+    member: str  # the aggregation in its shard's deadline set and flow index
 
 
 class Keyspace:
@@ -49,6 +50,10 @@ class Keyspace:
     def dead_letter_index(self, shard: int) -> str:
         return f"{self._tag(shard)}:dlidx"
 
+    def flow_index(self, shard: int, flow: str) -> str:
+        """The shard's pending aggregations of one flow, by deadline (for listing)."""
+        return f"{self._tag(shard)}:fi:{digest(flow).hex()}"
+
     def state(self, shard: int, member: str) -> str:
         """The state hash of a deadline-set member (`<flow>:<digest>`)."""
         return f"{self._tag(shard)}:a:{member.rpartition(':')[2]}"
@@ -62,12 +67,17 @@ class Keyspace:
             state=self.state(shard, member),
             deadlines=self.deadlines(shard),
             outbox=self.outbox(shard),
+            flow_index=self.flow_index(shard, flow),
             member=member,
         )
 
     def dedup(self, flow: str, values: tuple[str, ...]) -> str:
         key_digest = digest(flow, *values)
         return f"{self._tag(self._shard(key_digest))}:u:{key_digest.hex()}"
+
+
+def flow_of(member: str) -> str:
+    return member.rpartition(":")[0]
 
 
 def event_field(source: str, event_id: str) -> bytes:

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from aggregator.admin import Admin
 from aggregator.dead_letters import DeadLetters
 from aggregator.dispatcher import Dispatcher
 from aggregator.keys import Keyspace
@@ -22,6 +23,7 @@ class Runtime:
     dead_letters: DeadLetters
     sender: Sender
     dispatcher: Dispatcher
+    admin: Admin
     warnings: list[str] = field(default_factory=list)
 
 

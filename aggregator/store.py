@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from aggregator.delivery import Route
 from aggregator.flows import AggregateFlow
-from aggregator.keys import AggregationKeys, Keyspace
+from aggregator.keys import AggregationKeys, Keyspace, flow_of
 from aggregator.release import Release
 from aggregator.scripts import Scripts
 
@@ -58,7 +58,7 @@ class Store:
     ) -> Recorded:
         keys = arrival.keys
         reply: list[Any] = await self.scripts["ingest"](
-            keys=[keys.state, keys.deadlines, keys.outbox],
+            keys=[keys.state, keys.deadlines, keys.outbox, keys.flow_index],
             args=[
                 arrival.event_field,
                 arrival.branch,
@@ -100,14 +100,13 @@ class Store:
         args: list[str | int] = ["due" if only_due else "now"]
         for expiry in expiries:
             args += [expiry.member, expiry.status, expiry.route, expiry.retention_ms]
-        reply: list[int] = await self.scripts["expire"](
-            keys=[
-                self.keyspace.deadlines(shard),
-                self.keyspace.outbox(shard),
-                *(self.keyspace.state(shard, e.member) for e in expiries),
-            ],
-            args=args,
-        )
+        keys = [self.keyspace.deadlines(shard), self.keyspace.outbox(shard)]
+        for expiry in expiries:
+            keys += [
+                self.keyspace.state(shard, expiry.member),
+                self.keyspace.flow_index(shard, flow_of(expiry.member)),
+            ]
+        reply: list[int] = await self.scripts["expire"](keys=keys, args=args)
         return int(reply[0]), [int(t0) for t0 in reply[1:]]
 
     async def first_sighting(self, key: str, window_ms: int) -> bool:

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.delivery import release_route
 from aggregator.flows import AggregateFlow
+from aggregator.keys import flow_of
 from aggregator.logs import get_logger
 from aggregator.settings import Settings
 from aggregator.store import Expiry, Store, ms
@@ -22,13 +23,14 @@ _UNKNOWN_FLOW_RETENTION_MS = 3_600_000
 
 
 def expiry_for(settings: Settings, member: str, status: str) -> Expiry:
-    """What a timeout (or a manual release) of this aggregation does, by its flow's policy."""
-    flow = settings.flow(member.rpartition(":")[0])
+    """What releasing this aggregation with `status` (timeout, manual, or discarded) does,
+    by its flow's policy."""
+    flow = settings.flow(flow_of(member))
     if not isinstance(flow, AggregateFlow):
         # The flow was removed: keep its releases in dead letters rather than drop them.
         return Expiry(member, status, "dead-letter", _UNKNOWN_FLOW_RETENTION_MS)
     retention = ms(flow.retention)
-    if status == "timeout" and flow.on_timeout == "discard":
+    if status == "discarded" or (status == "timeout" and flow.on_timeout == "discard"):
         return Expiry(member, "discarded", "none", retention)
     if status == "timeout" and flow.on_timeout == "dead-letter":
         return Expiry(member, status, "dead-letter", retention)
@@ -74,7 +76,7 @@ class Sweeper:
                 for expiry, t0 in zip(expiries, first_arrivals, strict=True):
                     if t0:
                         released += 1
-                        flow = expiry.member.rpartition(":")[0]
+                        flow = flow_of(expiry.member)
                         metrics.RELEASES.labels(flow, expiry.status).inc()
                         metrics.RELEASE_LATENCY.labels(flow).observe((now - t0) / 1000)
             if released > before:

@@ -4,7 +4,8 @@
 --
 -- KEYS[1]     the shard's deadline sorted set
 -- KEYS[2]     the shard's outbox stream
--- KEYS[2+i]   state hash of aggregation i
+-- KEYS[1+2i]  state hash of aggregation i
+-- KEYS[2+2i]  the shard's index of the pending aggregations of i's flow
 --
 -- ARGV[1]     "due": only aggregations whose deadline has passed; "now": regardless
 -- ARGV[4i-2]  member of aggregation i in the deadline set
@@ -23,13 +24,14 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local results = {now}
 
-for i = 1, #KEYS - 2 do
-  local state = KEYS[2 + i]
+for i = 1, (#KEYS - 2) / 2 do
+  local state, index = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   local member, status, route = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i]
   local score = tonumber(redis.call('ZSCORE', deadlines, member))
   local t0 = 0
   if not (only_due and (not score or score > now)) then
     redis.call('ZREM', deadlines, member)
+    redis.call('ZREM', index, member)
     local cur = redis.call('HMGET', state, 't0', 'st')
     if cur[1] and not cur[2] then
       t0 = tonumber(cur[1])

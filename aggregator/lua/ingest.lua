@@ -3,6 +3,7 @@
 -- KEYS[1]  the aggregation's state hash
 -- KEYS[2]  the shard's deadline sorted set (member ARGV[10], score: deadline in ms)
 -- KEYS[3]  the shard's outbox stream
+-- KEYS[4]  the shard's index of this flow's pending aggregations (as KEYS[2], one flow)
 --
 -- ARGV[1]  event field: "e:" .. digest(source, id); remembers the event for dedup
 -- ARGV[2]  branch name; "" for the origin event
@@ -32,7 +33,7 @@
 
 -- @include release.lua
 
-local state, deadlines, outbox = KEYS[1], KEYS[2], KEYS[3]
+local state, deadlines, outbox, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local event_field, branch, record = ARGV[1], ARGV[2], ARGV[3]
 local retention, member, route = tonumber(ARGV[8]), ARGV[10], ARGV[13]
 local branch_field = branch == '' and 'o' or ('b:' .. branch)
@@ -72,6 +73,7 @@ end
 
 if branch ~= '' and n >= expected then
   redis.call('ZREM', deadlines, member)
+  redis.call('ZREM', index, member)
   redis.call('HSET', state, 'ce', event_field, 'cb', branch)
   local fields = release(state, outbox, now, 'complete', route, retention)
   return {'complete', fields or false, t0, now}
@@ -85,6 +87,7 @@ if new_arrival then
     deadline = math.min(deadline, now + idle)
   end
   redis.call('ZADD', deadlines, deadline, member)
+  redis.call('ZADD', index, deadline, member)
   redis.call('PEXPIREAT', state, deadline + retention)
 end
 return {'pending'}
