@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from aggregator import metrics
+from aggregator import observe
 from aggregator.admin_models import (
     AggregationDetail,
     AggregationPage,
@@ -17,7 +17,7 @@ from aggregator.admin_models import (
 )
 from aggregator.dead_letters import DeadLetter, DeadLetters
 from aggregator.flows import AggregateFlow
-from aggregator.keys import Keyspace, flow_of
+from aggregator.keys import Keyspace
 from aggregator.listing import decode_cursor, encode_cursor, page
 from aggregator.release import Arrival, parse_record, rfc3339
 from aggregator.settings import Settings
@@ -135,11 +135,27 @@ class Admin:
         """Release now (`manual`) or discard (`discarded`); False when nothing is pending."""
         keys = self.keyspace.aggregation(flow, correlation_id)
         expiry = expiry_for(self.settings, keys.member, status)
-        now, [first] = await self.store.expire(keys.shard, [expiry], only_due=False)
-        if first:
-            metrics.RELEASES.labels(flow_of(keys.member), status).inc()
-            metrics.RELEASE_LATENCY.labels(flow_of(keys.member)).observe((now - first) / 1000)
-        return bool(first)
+        for done in await self.store.expire(keys.shard, [expiry], only_due=False):
+            observe.released(done.flow, done.correlation_id, done.status, done.latency_ms)
+            return True
+        return False
+
+    async def pending_counts(self) -> dict[str, int]:
+        """Pending aggregations per configured flow: a ZCARD per flow and shard."""
+        names = [f.name for f in self.settings.flows if isinstance(f, AggregateFlow)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                for shard in range(self.keyspace.shards):
+                    pipe.zcard(self.keyspace.flow_index(shard, name))
+            counts = await pipe.execute()
+        shards = self.keyspace.shards
+        return {name: sum(counts[i * shards : (i + 1) * shards]) for i, name in enumerate(names)}
+
+    async def dead_letters_stored(self) -> int:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.keyspace.shards):
+                pipe.zcard(self.keyspace.dead_letter_index(shard))
+            return sum(await pipe.execute())
 
     async def dead_letter_page(
         self, limit: int, cursor: str | None, include_data: bool

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aggregator import http_admin, http_ingest
+from aggregator import http_admin, http_ingest, metrics
 from aggregator.admin import Admin
 from aggregator.config import load_config
 from aggregator.dead_letters import DeadLetters
@@ -65,6 +65,21 @@ async def readyz(request: Request) -> Response:
             headers={"Retry-After": "1"},
         )
     return JSONResponse({"status": "ok", "warnings": rt.warnings})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        gauges: metrics.RedisGauges | None = metrics.RedisGauges(
+            await rt.admin.pending_counts(),
+            await rt.outbox.length(),
+            await rt.admin.dead_letters_stored(),
+        )
+    except (RedisError, OSError):
+        metrics.REDIS_ERRORS.labels("metrics").inc()
+        gauges = None
+    body, media_type = metrics.exposition(gauges)
+    return Response(body, media_type=media_type)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -127,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
             *http_ingest.routes,
             *http_admin.routes,
         ],

@@ -2,8 +2,10 @@
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -81,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         # Worker processes load their configuration from the environment.
         os.environ["AGGREGATOR_REDIS_URL"] = url
+    metrics_dir = _multiprocess_metrics(args.workers)
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down; make them unwind through
     # `finally` so the embedded Redis is stopped too.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -102,10 +105,24 @@ def _serve(args: argparse.Namespace) -> int:
             server_header=False,
         )
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
             log.info("embedded redis stopped")
     return 0
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """Several workers share their counters through files (prometheus-client's multiprocess
+    mode); /dev/shm is memory, and writable under a read-only root filesystem."""
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    shm = Path("/dev/shm")  # noqa: S108
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    directory = tempfile.mkdtemp(prefix="aggregator-metrics-", dir=base)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

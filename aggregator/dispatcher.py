@@ -63,6 +63,7 @@ class Dispatcher:
                     last_keep = now
                     await self.outbox.keep(self.consumer, list(self._held.values()))
             except (RedisError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels("dispatch").inc()
                 log.warning("outbox unreachable", error=str(exc))
                 entries = []
             for entry in entries:
@@ -100,6 +101,7 @@ class Dispatcher:
                 ms(self.settings.dead_letter_retention),
             )
         except (RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels("dispatch").inc()
             log.warning("outbox entry left for a retry", entry=entry.id, error=str(exc))
         except Exception:
             log.exception("outbox entry left for a retry", entry=entry.id)

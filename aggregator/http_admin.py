@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aggregator import metrics
 from aggregator.admin_models import (
     AggregationQuery,
     DetailQuery,
@@ -57,6 +58,7 @@ def guarded(endpoint: Endpoint) -> Endpoint:
         except Rejected as exc:
             return problem(exc.status, exc.detail)
         except (RedisError, OSError):
+            metrics.REDIS_ERRORS.labels("admin").inc()
             return problem(503, "Redis is unavailable", {"Retry-After": "1"})
 
     return handle

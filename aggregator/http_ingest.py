@@ -1,22 +1,27 @@
 """Ingest endpoints (DESIGN §3.1, §3.2): HTTP in, outcome and status codes out."""
 
+import time
+
+import structlog
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aggregator import metrics
+from aggregator import metrics, observe
 from aggregator.cloudevent import CloudEvent
 from aggregator.codec import body_of, decode, encode_binary
 from aggregator.delivery import prefers_reply, release_route
 from aggregator.errors import Rejected
 from aggregator.flows import AggregateFlow, DedupFlow
 from aggregator.ingest import prepare
+from aggregator.logs import get_logger
 from aggregator.release import aggregated_event
 from aggregator.responses import problem
 from aggregator.runtime import runtime
 from aggregator.sources import value_in
 
+log = get_logger(__name__)
 OUTCOME = "Aggregation-Outcome"
 REDIS_RETRY_AFTER = "1"
 FULL_RETRY_AFTER = "5"
@@ -43,7 +48,8 @@ def _unknown_flow(name: str, kind: str) -> Response:
     return problem(404, f"no {kind} flow {name!r} is configured")
 
 
-def _redis_down() -> Response:
+def _redis_down(operation: str) -> Response:
+    metrics.REDIS_ERRORS.labels(operation).inc()
     return problem(
         503, "Redis is unavailable; nothing was stored", {"Retry-After": REDIS_RETRY_AFTER}
     )
@@ -51,6 +57,18 @@ def _redis_down() -> Response:
 
 async def _aggregate(
     request: Request, flow_name: str, *, path_branch: str | None = None, origin: bool = False
+) -> Response:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(flow=flow_name)
+    started = time.perf_counter()
+    response = await _aggregate_timed(request, flow_name, path_branch, origin)
+    if response.status_code < 500 and runtime(request).settings.flow(flow_name) is not None:
+        metrics.INGEST_LATENCY.labels(flow_name).observe(time.perf_counter() - started)
+    return response
+
+
+async def _aggregate_timed(
+    request: Request, flow_name: str, path_branch: str | None, origin: bool
 ) -> Response:
     rt = runtime(request)
     flow = rt.settings.flow(flow_name)
@@ -85,14 +103,21 @@ async def _aggregate(
                     {"Retry-After": FULL_RETRY_AFTER},
                 )
             outcomes.append("complete" if recorded.outcome == "replay" else recorded.outcome)
+            metrics.INGESTED.labels(flow.name, outcomes[-1]).inc()
+            log.debug(
+                "ingested",
+                correlation_id=arrival.correlation_id,
+                branch=arrival.branch or "(origin)",
+                event_id=events[len(outcomes) - 1].id,
+                outcome=outcomes[-1],
+            )
             if recorded.outcome == "complete":
                 if recorded.release is None:
                     rt.dispatcher.nudge()
-                metrics.RELEASES.labels(flow.name, "complete").inc()
-                metrics.RELEASE_LATENCY.labels(flow.name).observe(recorded.latency_ms / 1000)
+                observe.released(flow.name, arrival.correlation_id, "complete", recorded.latency_ms)
             release = recorded.release
     except (RedisError, OSError):
-        return _redis_down()
+        return _redis_down("ingest")
     if release is not None:
         event = aggregated_event(release, flow, rt.settings.k_ce_overrides)
         headers, content = encode_binary(event.attributes, body_of(event))
@@ -139,7 +164,7 @@ async def dedup(request: Request) -> Response:
     try:
         first = await rt.store.first_sighting(key, window_ms)
     except (RedisError, OSError):
-        return _redis_down()
+        return _redis_down("dedup")
     if not first:
         return Response(status_code=202, headers={"Dedup-Outcome": "duplicate"})
     headers, content = encode_binary(event.attributes, body_of(event))

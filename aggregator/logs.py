@@ -5,16 +5,23 @@ every line the process writes has one shape.
 """
 
 import logging
+import os
 import sys
 from typing import Any
 
 import orjson
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
 
 def _dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
+
+
+def _add_pid(logger: Any, method: str, event: EventDict) -> EventDict:
+    # Which worker process wrote the line, with `aggregator serve --workers N`.
+    event["pid"] = os.getpid()
+    return event
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -23,6 +30,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
     renderer: Processor = (
         structlog.dev.ConsoleRenderer()

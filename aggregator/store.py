@@ -47,6 +47,14 @@ class Expiry:
     retention_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Expired:
+    flow: str
+    correlation_id: str
+    status: str
+    latency_ms: int  # first arrival to release
+
+
 class Store:
     def __init__(self, redis: "Redis", keyspace: Keyspace) -> None:
         self.redis = redis
@@ -92,11 +100,8 @@ class Store:
             if members
         }
 
-    async def expire(
-        self, shard: int, expiries: list[Expiry], *, only_due: bool
-    ) -> tuple[int, list[int]]:
-        """Release (or discard) aggregations of one shard; returns Redis's time and, per
-        expiry, the first-arrival time of each aggregation this call released (0 if not)."""
+    async def expire(self, shard: int, expiries: list[Expiry], *, only_due: bool) -> list[Expired]:
+        """Release (or discard) aggregations of one shard; what this call released."""
         args: list[str | int] = ["due" if only_due else "now"]
         for expiry in expiries:
             args += [expiry.member, expiry.status, expiry.route, expiry.retention_ms]
@@ -106,8 +111,13 @@ class Store:
                 self.keyspace.state(shard, expiry.member),
                 self.keyspace.flow_index(shard, flow_of(expiry.member)),
             ]
-        reply: list[int] = await self.scripts["expire"](keys=keys, args=args)
-        return int(reply[0]), [int(t0) for t0 in reply[1:]]
+        reply: list[Any] = await self.scripts["expire"](keys=keys, args=args)
+        now = int(reply[0])
+        return [
+            Expired(flow_of(expiry.member), correlation.decode(), expiry.status, now - int(t0))
+            for expiry, t0, correlation in zip(expiries, reply[1::2], reply[2::2], strict=True)
+            if int(t0)
+        ]
 
     async def first_sighting(self, key: str, window_ms: int) -> bool:
         """Dedup filter: True the first time `key` is seen within the window."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from aggregator import metrics
+from aggregator import metrics, observe
 from aggregator.delivery import release_route
 from aggregator.flows import AggregateFlow
 from aggregator.keys import flow_of
@@ -58,6 +58,7 @@ class Sweeper:
             try:
                 await self.sweep()
             except (RedisError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels("sweep").inc()
                 log.warning("sweep failed; next tick retries", error=str(exc))
             # Jitter spreads the replicas' scans over the tick.
             with contextlib.suppress(TimeoutError):
@@ -72,13 +73,9 @@ class Sweeper:
             due = await self.store.due(int(time.time() * 1000), batch)
             for shard, members in due.items():
                 expiries = [expiry_for(self.settings, member, "timeout") for member in members]
-                now, first_arrivals = await self.store.expire(shard, expiries, only_due=True)
-                for expiry, t0 in zip(expiries, first_arrivals, strict=True):
-                    if t0:
-                        released += 1
-                        flow = flow_of(expiry.member)
-                        metrics.RELEASES.labels(flow, expiry.status).inc()
-                        metrics.RELEASE_LATENCY.labels(flow).observe((now - t0) / 1000)
+                for done in await self.store.expire(shard, expiries, only_due=True):
+                    released += 1
+                    observe.released(done.flow, done.correlation_id, done.status, done.latency_ms)
             if released > before:
                 self.on_release()
             # A full batch means more may be due; none released means this clock runs ahead

@@ -13,8 +13,9 @@
 -- ARGV[4i]    route: sink | dead-letter | none
 -- ARGV[4i+1]  retention in ms
 --
--- Returns {now, t0 of aggregation 1 or 0, ...}: a first-arrival time for each aggregation
--- this call released, 0 for each it left alone (not due, released already, or gone).
+-- Returns {now, t0 1, correlation id 1, t0 2, ...}: for each aggregation this call released
+-- its first-arrival time and correlation id; 0 and "" for each it left alone (not due,
+-- released already, or gone).
 
 -- @include release.lua
 
@@ -28,16 +29,17 @@ for i = 1, (#KEYS - 2) / 2 do
   local state, index = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   local member, status, route = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i]
   local score = tonumber(redis.call('ZSCORE', deadlines, member))
-  local t0 = 0
+  local t0, correlation = 0, ''
   if not (only_due and (not score or score > now)) then
     redis.call('ZREM', deadlines, member)
     redis.call('ZREM', index, member)
-    local cur = redis.call('HMGET', state, 't0', 'st')
+    local cur = redis.call('HMGET', state, 't0', 'st', 'c')
     if cur[1] and not cur[2] then
-      t0 = tonumber(cur[1])
+      t0, correlation = tonumber(cur[1]), cur[3]
       release(state, outbox, now, status, route, tonumber(ARGV[4 * i + 1]))
     end
   end
   results[#results + 1] = t0
+  results[#results + 1] = correlation
 end
 return results

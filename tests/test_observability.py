@@ -1,0 +1,137 @@
+"""Metrics (/metrics, also across uvicorn workers) and logs (JSON lines with request context,
+one line per release, never payloads or tokens)."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Serve
+from tests.support.app import app_client, binary, make_settings
+from tests.support.sink import eventually, wait_until
+from tests.test_ingest import dead_letters
+
+pytestmark = pytest.mark.usefixtures("no_aggregator_env")
+
+PAIR = {"name": "pair", "expected_branches": 2}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_count_ingest_releases_and_read_redis_gauges(redis_url: str) -> None:
+    async with app_client(make_settings(redis_url, PAIR)) as client:
+        before = (await client.get("/metrics")).text
+        await client.post("/flows/pair", **binary({}, correlationid="secret-order-1", source="/a"))
+        await client.post("/flows/pair", **binary({}, correlationid="secret-order-1", source="/a"))
+        await client.post("/flows/pair", **binary({}, correlationid="secret-order-2", source="/a"))
+        await client.post("/flows/pair", **binary({}, correlationid="secret-order-1", source="/b"))
+        await eventually(lambda: dead_letters(redis_url))  # nowhere to deliver
+        response = await client.get("/metrics")
+    after = response.text
+    assert response.headers["content-type"].startswith("text/plain")
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("aggregator_ingested_events_total", flow="pair", outcome="pending") == 2
+    assert delta("aggregator_ingested_events_total", flow="pair", outcome="duplicate") == 1
+    assert delta("aggregator_ingested_events_total", flow="pair", outcome="complete") == 1
+    assert delta("aggregator_releases_total", flow="pair", status="complete") == 1
+    assert delta("aggregator_release_latency_seconds_count", flow="pair") == 1
+    assert delta("aggregator_ingest_latency_seconds_count", flow="pair") == 4
+    assert delta("aggregator_dead_letters_total", flow="pair", reason="store") == 1
+    assert value(after, "aggregator_pending_aggregations", flow="pair") == 1
+    assert value(after, "aggregator_dead_letters_stored") == 1
+    assert value(after, "aggregator_outbox_entries") == 0
+    assert "secret-order" not in after  # labels are flows and outcomes, never ids
+
+
+def test_metrics_add_up_across_workers(serve: Serve, redis_url: str, tmp_path: Path) -> None:
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(yaml.safe_dump({"flows": [PAIR]}))
+    service = serve(
+        "--workers",
+        "2",
+        AGGREGATOR_REDIS_URL=redis_url,
+        AGGREGATOR_FLOWS_FILE=str(flows),
+        AGGREGATOR_LOG_LEVEL="debug",
+    )
+    service.wait_ready()
+
+    async def send_all() -> None:
+        # A fresh connection per request, so that both workers take some.
+        async def one(n: int) -> None:
+            async with httpx.AsyncClient() as client:
+                response = await client.post(
+                    f"{service.base_url}/flows/pair", **binary({}, correlationid=f"c{n}")
+                )
+                assert response.status_code == 202
+
+        await asyncio.gather(*(one(n) for n in range(40)))
+
+    asyncio.run(send_all())
+
+    def ingested_lines() -> list[dict[str, object]]:
+        return [json.loads(line) for line in list(service.lines) if '"ingested"' in line]
+
+    ingested = wait_until(lambda: len(ingested_lines()) == 40 and ingested_lines())
+    assert len({line["pid"] for line in ingested}) == 2  # both workers took requests
+    for _ in range(6):
+        text = httpx.get(f"{service.base_url}/metrics").text
+        assert value(text, "aggregator_ingested_events_total", flow="pair", outcome="pending") == 40
+        assert value(text, "aggregator_pending_aggregations", flow="pair") == 40
+
+
+def test_logs_are_json_with_context_and_keep_secrets_out(
+    serve: Serve, redis_url: str, tmp_path: Path
+) -> None:
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(yaml.safe_dump({"flows": [{**PAIR, "delivery": "reply"}]}))
+    token = "t0ken-that-must-not-leak"
+    service = serve(AGGREGATOR_REDIS_URL=redis_url, AGGREGATOR_FLOWS_FILE=str(flows),
+                    AGGREGATOR_LOG_LEVEL="debug", AGGREGATOR_ADMIN_TOKEN=token)  # fmt: skip
+    service.wait_ready()
+    payload = {"card": "PAYLOAD-MARKER-4111"}
+    for source in ("/a", "/b"):
+        httpx.post(
+            f"{service.base_url}/flows/pair",
+            **binary(payload, id="e1", correlationid="order-7", source=source),
+        )
+    httpx.get(f"{service.base_url}/aggregations", headers={"authorization": f"Bearer {token}"})
+    httpx.get(
+        f"{service.base_url}/aggregations",
+        headers={"authorization": "Bearer wrong-token-also-secret"},
+    )
+    released = service.wait_for_line(lambda line: '"released"' in line)
+    service.stop()
+    lines = [json.loads(line) for line in service.lines if line.startswith("{")]
+    assert len(lines) == len(service.lines)  # every line is JSON
+    ingested = [line for line in lines if line["event"] == "ingested"]
+    assert ingested[0]["flow"] == "pair"
+    assert (ingested[0]["correlation_id"], ingested[0]["branch"], ingested[0]["event_id"]) == (
+        "order-7",
+        "/a",
+        "e1",
+    )
+    assert [line["outcome"] for line in ingested] == ["pending", "complete"]
+    release = json.loads(released)
+    assert (release["status"], release["correlation_id"]) == ("complete", "order-7")
+    assert release["latency_ms"] >= 0
+    output = service.output()
+    assert "PAYLOAD-MARKER" not in output
+    assert token not in output
+    assert "wrong-token-also-secret" not in output
