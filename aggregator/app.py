@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 import httpx
 from redis.exceptions import RedisError
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aggregator import http_admin, http_ingest, metrics
+from aggregator import http_admin, http_ingest, metrics, openapi
 from aggregator.admin import Admin
 from aggregator.config import load_config
 from aggregator.dead_letters import DeadLetters
@@ -82,6 +83,18 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=media_type)
 
 
+_DASHBOARD = files("aggregator").joinpath("ui", "dashboard.html").read_bytes()
+
+
+async def dashboard(request: Request) -> Response:
+    # Public like /openapi.json: the page holds no data; it asks for the token itself.
+    return Response(_DASHBOARD, media_type="text/html; charset=utf-8")
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    return JSONResponse(openapi.document())
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:
         settings = load_config()
@@ -143,6 +156,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            Route("/openapi.json", openapi_endpoint),
+            Route("/ui", dashboard),
             *http_ingest.routes,
             *http_admin.routes,
         ],

@@ -6,7 +6,6 @@ other `application/cloudevents...+<format>`, and binary for everything else.
 """
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Iterable
@@ -141,7 +140,7 @@ def _structured(document: Any) -> CloudEvent:
                 raise Rejected(400, "data_base64 must be a string")
             try:
                 data_binary = base64.b64decode(value, validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or text that is not ASCII
                 raise Rejected(400, "data_base64 is not valid base64") from None
         elif isinstance(value, int):  # bool is an int
             attributes[name] = value

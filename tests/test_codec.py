@@ -183,6 +183,10 @@ def test_structured_data_keeps_big_integers_exact() -> None:
         (b'{"specversion":"1.0","id":"\\ud800","source":"/s","type":"t"}', "not valid Unicode"),
         (b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1e999}', "out of range"),
         (b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":NaN}', "not valid JSON"),
+        (
+            b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"\\udbd3\\u00e9"}',
+            "not valid base64",
+        ),
         (b"[" * 100_000, "not valid JSON"),
     ],
 )
