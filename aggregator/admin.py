@@ -25,6 +25,14 @@ from aggregator.store import Store
 from aggregator.sweeper import expiry_for
 
 
+def _in_flow_order(settings: Settings, flow: str, received: list[str]) -> list[str]:
+    """Named branches in the flow's declared order; others sorted."""
+    config = settings.flow(flow)
+    if isinstance(config, AggregateFlow) and config.branches is not None:
+        return [name for name in config.branches if name in received]
+    return sorted(received)
+
+
 def _missing(settings: Settings, flow: str, received: list[str]) -> list[str] | None:
     config = settings.flow(flow)
     if not isinstance(config, AggregateFlow) or config.branches is None:
@@ -97,7 +105,8 @@ class Admin:
             fields = dict(zip((b"f", b"c", b"t0", b"x", b"st"), values, strict=True))
             if fields[b"t0"] is None or fields[b"st"] is not None:
                 continue  # released or expired between the two reads
-            received = sorted(n[2:].decode() for n in names if n.startswith(b"b:"))
+            received = [n[2:].decode() for n in names if n.startswith(b"b:")]
+            received = _in_flow_order(self.settings, fields[b"f"].decode(), received)
             summaries.append(
                 AggregationSummary(**_summary(self.settings, fields, received, item.score))
             )
