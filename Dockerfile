@@ -4,7 +4,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY aggregator ./aggregator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[otel]"
 
 # Final stage: no compilers, no pip cache, a non-root user.
 FROM python:3.11-slim

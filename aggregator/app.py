@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aggregator import http_admin, http_ingest, metrics, openapi
+from aggregator import http_admin, http_ingest, metrics, openapi, tracing
 from aggregator.admin import Admin
 from aggregator.config import load_config
 from aggregator.dead_letters import DeadLetters
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.runtime = rt
         for warning in rt.warnings:
             log.warning("flow cannot deliver", detail=warning)
+        tracing.configure(config.otlp_endpoint)
         try:
             await store.scripts.load()  # one SCRIPT LOAD serves both clients
         except (RedisError, OSError) as exc:
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await client.aclose()
             await redis.aclose()
             await background.aclose()
+            tracing.shutdown()
 
     return Starlette(
         routes=[

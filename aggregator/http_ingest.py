@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aggregator import metrics, observe
+from aggregator import metrics, observe, tracing
 from aggregator.cloudevent import CloudEvent
 from aggregator.codec import body_of, decode, encode_binary
 from aggregator.delivery import prefers_reply, release_route
@@ -91,10 +91,11 @@ async def _aggregate_timed(
     outcomes = []
     release = None
     try:
-        for arrival in arrivals:
-            recorded = await rt.store.record(
-                arrival, flow, route, rt.settings.max_pending_per_shard
-            )
+        for arrival, event in zip(arrivals, events, strict=True):
+            with tracing.span("ingest", event.attributes.get("traceparent"), flow=flow.name):
+                recorded = await rt.store.record(
+                    arrival, flow, route, rt.settings.max_pending_per_shard
+                )
             if recorded.outcome == "full":
                 return problem(
                     429,
@@ -108,7 +109,7 @@ async def _aggregate_timed(
                 "ingested",
                 correlation_id=arrival.correlation_id,
                 branch=arrival.branch or "(origin)",
-                event_id=events[len(outcomes) - 1].id,
+                event_id=event.id,
                 outcome=outcomes[-1],
             )
             if recorded.outcome == "complete":

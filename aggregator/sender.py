@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from aggregator import metrics
+from aggregator import metrics, tracing
 from aggregator.cloudevent import CloudEvent
 from aggregator.codec import STRUCTURED, body_of, encode_binary, encode_structured
 from aggregator.flows import AggregateFlow
@@ -68,6 +68,12 @@ class Sender:
         self, url: str, event: CloudEvent, flow: AggregateFlow, *, attempts: int | None = None
     ) -> Sent:
         """Deliver with retries (`attempts` overrides `retry + 1`)."""
+        with tracing.span("deliver", event.attributes.get("traceparent"), flow=flow.name):
+            return await self._send(url, event, flow, attempts)
+
+    async def _send(
+        self, url: str, event: CloudEvent, flow: AggregateFlow, attempts: int | None
+    ) -> Sent:
         headers, content = request_of(event, flow)
         total = flow.retry + 1 if attempts is None else attempts
         timeout = flow.delivery_timeout.total_seconds()

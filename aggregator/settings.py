@@ -56,6 +56,12 @@ def _ce_overrides(value: object) -> object:
     return extensions
 
 
+def _http_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError("expected an http(s) URL of an OTLP/HTTP traces endpoint")
+    return value
+
+
 def mask_url(url: str) -> str:
     """Hide the password of every URL in a comma list."""
     masked = []
@@ -94,6 +100,7 @@ class Settings(SourceFiles):
     ] = "info"
     log_format: Literal["json", "console"] = "json"
     shards: Annotated[int, Field(ge=1, le=1024)] = 16
+    otlp_endpoint: Annotated[str, AfterValidator(_http_url)] | None = None
     sweep_interval: PositiveDuration = timedelta(milliseconds=250)
     sweep_batch: Annotated[int, Field(ge=1, le=1000)] = 200
     outbox_visibility_timeout: PositiveDuration = timedelta(seconds=30)
