@@ -4,8 +4,6 @@ import base64
 import time
 from typing import Any, cast
 
-from redis.asyncio import Redis
-
 from aggregator import observe
 from aggregator.admin_models import (
     AggregationDetail,
@@ -19,6 +17,7 @@ from aggregator.dead_letters import DeadLetter, DeadLetters
 from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace
 from aggregator.listing import decode_cursor, encode_cursor, page
+from aggregator.redis_client import Client
 from aggregator.release import Arrival, parse_record, rfc3339
 from aggregator.settings import Settings
 from aggregator.store import Store
@@ -76,7 +75,7 @@ def event_info(arrival: Arrival, include_data: bool) -> EventInfo:
 
 class Admin:
     def __init__(
-        self, settings: Settings, redis: "Redis", store: Store, dead_letters: DeadLetters
+        self, settings: Settings, redis: "Client", store: Store, dead_letters: DeadLetters
     ) -> None:
         self.settings = settings
         self.redis = redis

@@ -21,7 +21,7 @@ from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace
 from aggregator.logs import configure_logging, get_logger
 from aggregator.outbox import Outbox
-from aggregator.redis_client import connect
+from aggregator.redis_client import connect, ready
 from aggregator.responses import JSONResponse
 from aggregator.runtime import Runtime, runtime
 from aggregator.sender import Sender
@@ -135,6 +135,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.warning("flow cannot deliver", detail=warning)
         tracing.configure(config.otlp_endpoint)
         try:
+            await ready(redis)
+            await ready(background)
             await store.scripts.load()  # one SCRIPT LOAD serves both clients
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable at start-up; not ready until it answers", error=str(exc))

@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 import orjson
-from redis.asyncio import Redis
 
 from aggregator.cloudevent import CloudEvent
 from aggregator.codec import decode_structured, encode_structured
 from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace
+from aggregator.redis_client import Client
 from aggregator.release import rfc3339
 from aggregator.sender import Sender, Sent
 from aggregator.settings import Settings
@@ -92,7 +92,7 @@ def letter_id(shard: int, entry_id: str) -> str:
 
 
 class DeadLetters:
-    def __init__(self, redis: "Redis", keyspace: Keyspace, settings: Settings) -> None:
+    def __init__(self, redis: "Client", keyspace: Keyspace, settings: Settings) -> None:
         self.redis = redis
         self.keyspace = keyspace
         self.settings = settings
@@ -132,7 +132,7 @@ class DeadLetters:
         shard = self._shard(letter)
         if shard is None:
             return False
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hdel(self.keyspace.dead_letters(shard), letter)
             pipe.zrem(self.keyspace.dead_letter_index(shard), letter)
             removed, _ = await pipe.execute()

@@ -66,6 +66,10 @@ class Dispatcher:
                 metrics.REDIS_ERRORS.labels("dispatch").inc()
                 log.warning("outbox unreachable", error=str(exc))
                 entries = []
+            except Exception:
+                # The loop must outlive any surprise: a dead dispatcher delivers nothing.
+                log.exception("outbox read failed")
+                entries = []
             for entry in entries:
                 self._start(entry)
             with contextlib.suppress(TimeoutError):
@@ -111,7 +115,12 @@ class Dispatcher:
 
     async def _outcome(self, entry: Entry) -> DeadLetter | None:
         """Deliver the entry's event; return the dead letter to keep, or None."""
-        release = Release.from_fields(entry.fields)
+        try:
+            release = Release.from_fields(entry.fields)
+        except (KeyError, ValueError):
+            # Not written by the release scripts: nothing to build an event from.
+            log.error("malformed outbox entry dropped", shard=entry.shard, entry=entry.id)
+            return None
         flow = self.settings.flow(release.flow)
         if not isinstance(flow, AggregateFlow):
             # The flow was removed while the release waited: keep it, it is not ours to drop.

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import cast
 
 import orjson
-from redis.asyncio import Redis
 
 from aggregator.errors import Rejected
+from aggregator.redis_client import Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def decode_cursor(cursor: str, shards: int) -> Item:
 
 
 async def _range(
-    redis: "Redis", key: str, low: float | str, high: float | str, count: int | None
+    redis: "Client", key: str, low: float | str, high: float | str, count: int | None
 ) -> list[tuple[bytes, float]]:
     """Members with their scores, by score, at most `count` (all when None)."""
     if count is None:
@@ -55,7 +55,7 @@ async def _range(
 
 
 async def page(
-    redis: "Redis", keys: list[str], limit: int, after: Item | None
+    redis: "Client", keys: list[str], limit: int, after: Item | None
 ) -> tuple[list[Item], Item | None]:
     """Up to `limit` items after `after`, and the item to continue from (None at the end)."""
     items: list[Item] = []

@@ -7,10 +7,10 @@ longer than the visibility timeout, and settled (acknowledged and deleted) by on
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from aggregator.keys import Keyspace
+from aggregator.redis_client import Client
 from aggregator.scripts import Scripts
 
 GROUP = "dispatchers"
@@ -36,7 +36,7 @@ def _entries(shard: int, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> li
 
 
 class Outbox:
-    def __init__(self, redis: "Redis", keyspace: Keyspace, scripts: Scripts) -> None:
+    def __init__(self, redis: "Client", keyspace: Keyspace, scripts: Scripts) -> None:
         self.redis = redis
         self.keyspace = keyspace
         self.scripts = scripts

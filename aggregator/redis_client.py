@@ -1,27 +1,61 @@
-"""One Redis client per purpose and process, built for the configured topology."""
+"""One Redis client per purpose and process, built for the configured topology: a single
+server, a Sentinel-managed master, or a Redis Cluster. Every script call names keys of one
+hash slot, so the same code runs on all three."""
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.sentinel import Sentinel
 
 from aggregator.settings import Settings
 
 # Fail fast: a request waits at most this long for Redis before it answers 503.
 REDIS_TIMEOUT = 2.0
 
-
-class UnsupportedRedisMode(RuntimeError):
-    pass
+Client = Redis | RedisCluster
 
 
-def connect(settings: Settings, name: str) -> "Redis":
-    """A client named `name` (CLIENT LIST shows it). Its pool blocks for a free connection
-    rather than failing when all are busy."""
-    if settings.redis_url is None:
-        raise UnsupportedRedisMode("AGGREGATOR_REDIS_URL is not set")
-    if settings.redis_mode != "standalone":
-        raise UnsupportedRedisMode(
-            f"AGGREGATOR_REDIS_MODE={settings.redis_mode} is not supported by this version; "
-            "use standalone"
+def connect(settings: Settings, name: str) -> "Client":
+    """A client named `name` (CLIENT LIST shows it). Pools block for a free connection rather
+    than fail when all are busy. A cluster client still has to be initialized (`ready`)."""
+    if settings.redis_mode == "cluster":
+        assert settings.redis_url is not None
+        urls = [urlsplit(url.strip()) for url in settings.redis_url.split(",")]
+        first = urls[0]
+        return RedisCluster(
+            startup_nodes=[ClusterNode(u.hostname or "localhost", u.port or 6379) for u in urls],
+            username=first.username,
+            password=first.password,
+            ssl=first.scheme == "rediss",
+            max_connections=settings.redis_max_connections,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            client_name=name,
         )
+    if settings.redis_mode == "sentinel":
+        password, username, db = None, None, 0
+        if settings.redis_url:
+            parts = urlsplit(settings.redis_url)
+            password, username = parts.password, parts.username
+            db = int(parts.path.strip("/") or 0)
+        sentinels = [
+            (host, int(port))
+            for host, _, port in (item.rpartition(":") for item in settings.redis_sentinels)
+        ]
+        sentinel = Sentinel(sentinels, socket_timeout=REDIS_TIMEOUT)
+        master: Redis = sentinel.master_for(
+            settings.redis_sentinel_master,
+            redis_class=Redis,
+            db=db,
+            username=username,
+            password=password,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            client_name=name,
+        )
+        return master
+    assert settings.redis_url is not None
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
@@ -31,3 +65,9 @@ def connect(settings: Settings, name: str) -> "Redis":
         client_name=name,
     )
     return Redis.from_pool(pool)
+
+
+async def ready(client: "Client") -> None:
+    """Learn the cluster's slots before the first concurrent use."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()

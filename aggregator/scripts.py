@@ -7,8 +7,9 @@ is pasted in at load time, so every script is still one self-contained EVALSHA b
 import re
 from importlib.resources import files
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from aggregator.redis_client import Client
 
 _INCLUDE = re.compile(r"^-- @include (\S+\.lua)$", re.MULTILINE)
 
@@ -21,7 +22,7 @@ def _source(name: str) -> str:
 class Scripts:
     NAMES = ("ingest", "expire", "settle")
 
-    def __init__(self, redis: "Redis") -> None:
+    def __init__(self, redis: "Client") -> None:
         self.redis = redis
         self._scripts = {name: redis.register_script(_source(f"{name}.lua")) for name in self.NAMES}
 

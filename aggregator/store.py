@@ -4,11 +4,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-
 from aggregator.delivery import Route
 from aggregator.flows import AggregateFlow
 from aggregator.keys import AggregationKeys, Keyspace, flow_of
+from aggregator.redis_client import Client
 from aggregator.release import Release
 from aggregator.scripts import Scripts
 
@@ -56,7 +55,7 @@ class Expired:
 
 
 class Store:
-    def __init__(self, redis: "Redis", keyspace: Keyspace) -> None:
+    def __init__(self, redis: "Client", keyspace: Keyspace) -> None:
         self.redis = redis
         self.keyspace = keyspace
         self.scripts = Scripts(redis)

@@ -60,6 +60,9 @@ class Sweeper:
             except (RedisError, OSError) as exc:
                 metrics.REDIS_ERRORS.labels("sweep").inc()
                 log.warning("sweep failed; next tick retries", error=str(exc))
+            except Exception:
+                # The loop must outlive any surprise: a dead sweeper releases nothing.
+                log.exception("sweep failed; next tick retries")
             # Jitter spreads the replicas' scans over the tick.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), interval * random.uniform(0.8, 1.2))  # noqa: S311

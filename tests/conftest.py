@@ -14,7 +14,9 @@ import pytest
 import redis
 
 from aggregator.embedded_redis import RedisServer
+from tests.support.app import CLUSTER_URLS
 from tests.support.processes import ServiceProcess, service_env
+from tests.support.topologies import LocalCluster
 
 NO_REDIS = (
     "no Redis for the tests: install redis-server (apt-get install redis-server), "
@@ -50,12 +52,41 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url(redis_server_url: str) -> str:
+def standalone_redis_url(redis_server_url: str) -> str:
     """A real Redis, empty at the start of the test."""
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
     client.close()
     return redis_server_url
+
+
+@pytest.fixture
+def redis_url(standalone_redis_url: str) -> str:
+    return standalone_redis_url
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3-master Redis Cluster on loopback (needs redis-server and redis-cli)."""
+    if not (shutil.which("redis-server") and shutil.which("redis-cli")):
+        pytest.fail(
+            "the cluster tests need redis-server and redis-cli (apt-get install redis-server)"
+        )
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    CLUSTER_URLS.add(cluster.start())
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """Standalone Redis, then a 3-master Redis Cluster: tests that take it run on both."""
+    if request.param == "standalone":
+        url: str = request.getfixturevalue("standalone_redis_url")
+        return url
+    cluster: LocalCluster = request.getfixturevalue("local_cluster")
+    cluster.flush()
+    return cluster.url
 
 
 @pytest.fixture

@@ -6,15 +6,20 @@ import itertools
 from typing import Any
 
 import pytest
-import redis
 
 from aggregator.flows import AggregateFlow
 from aggregator.sender import backoff
-from tests.support.app import app_client, binary, make_settings
+from tests.support.app import app_client, binary, make_settings, sync_client
 from tests.support.sink import Answer, eventually, running_sink
 from tests.test_ingest import dead_letters, outbox_length
 
 pytestmark = pytest.mark.usefixtures("no_aggregator_env")
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Every test here runs on standalone Redis and on a 3-master Redis Cluster."""
+    return any_redis_url
 
 
 def one_branch(sink: str, **options: Any) -> dict[str, Any]:
@@ -201,7 +206,16 @@ async def test_dead_letter_store_is_bounded_and_expires(redis_url: str) -> None:
             )
     kept = sorted(letter.correlation_id for letter in dead_letters(redis_url))
     assert kept == ["c1", "c2"]
-    client_ = redis.Redis.from_url(redis_url)
+    client_ = sync_client(redis_url)
     for key in client_.scan_iter(match="agg:*:dl*"):
         assert 0 < client_.pttl(key) <= 3_600_000
     client_.close()
+
+
+async def test_a_malformed_outbox_entry_is_dropped_not_retried_forever(redis_url: str) -> None:
+    client_ = sync_client(redis_url)
+    client_.xadd("agg:{3}:outbox", {"something": "else"})
+    client_.close()
+    async with app_client(make_settings(redis_url, one_branch("http://127.0.0.1:9/x"))):
+        await eventually(lambda: outbox_length(redis_url) == 0)
+    assert dead_letters(redis_url) == []

@@ -12,10 +12,17 @@ from redis.crc import key_slot
 from aggregator.codec import decode
 from aggregator.dead_letters import DeadLetter
 from aggregator.keys import Keyspace
-from tests.support.app import app_client, binary, make_settings, snapshot
+from tests.support.app import app_client, binary, make_settings, snapshot, sync_client
 from tests.support.sink import eventually, running_sink
 
 pytestmark = pytest.mark.usefixtures("no_aggregator_env")
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Every test here runs on standalone Redis and on a 3-master Redis Cluster."""
+    return any_redis_url
+
 
 BRANCHES = ["virus-scanner", "content-classifier", "ocr-extractor", "metadata-extractor"]
 DOCS = {
@@ -33,7 +40,7 @@ def url(branch: str, flow: str = "docs") -> str:
 
 
 def dead_letters(redis_url: str) -> list[DeadLetter]:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     found = [
         DeadLetter.decode(letter.decode(), payload)
         for key in client.scan_iter(match="agg:*:dl")
@@ -44,7 +51,7 @@ def dead_letters(redis_url: str) -> list[DeadLetter]:
 
 
 def outbox_length(redis_url: str) -> int:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     length = sum(client.xlen(key) for key in client.scan_iter(match="agg:*:outbox"))
     client.close()
     return length
@@ -462,7 +469,7 @@ async def test_every_per_correlation_key_expires(redis_url: str) -> None:
         await complete_docs(client, "done")
         await client.post(url("ocr-extractor"), **binary({"documentId": "pending"}))
         await client.post("/dedup/seen", **binary({}))
-    client_ = redis.Redis.from_url(redis_url)
+    client_ = sync_client(redis_url)
     shared = (b":deadlines", b":outbox")
     keys = list(client_.scan_iter())
     assert len(keys) >= 3
@@ -473,7 +480,8 @@ async def test_every_per_correlation_key_expires(redis_url: str) -> None:
     client_.close()
 
 
-async def test_one_redis_command_per_event(redis_url: str) -> None:
+async def test_one_redis_command_per_event(standalone_redis_url: str) -> None:
+    redis_url = standalone_redis_url
     async with app_client(make_settings(redis_url, DOCS)) as client:
         await complete_docs(client, "warm-up")
         monitor_client = redis.Redis.from_url(redis_url)
@@ -522,7 +530,7 @@ async def test_dedup_filter(redis_url: str) -> None:
     )
     assert other.headers["dedup-outcome"] == "unique"
     assert batch.status_code == 400
-    client_ = redis.Redis.from_url(redis_url)
+    client_ = sync_client(redis_url)
     keys = [k for k in client_.scan_iter() if b":u:" in k]
     assert len(keys) == 2
     assert all(0 < client_.pttl(key) <= 600_000 for key in keys)
@@ -545,7 +553,7 @@ async def test_idle_timeout_moves_the_deadline(redis_url: str) -> None:
     async with app_client(make_settings(redis_url, flow)) as client:
         await client.post("/flows/count", **binary({}, correlationid="c", source="/a"))
         keys = Keyspace(16).aggregation("count", "c")
-        client_ = redis.Redis.from_url(redis_url)
+        client_ = sync_client(redis_url)
         first = client_.zscore(keys.deadlines, keys.member)
         await client.post("/flows/count", **binary({}, correlationid="c", source="/b"))
         second = client_.zscore(keys.deadlines, keys.member)

@@ -7,18 +7,24 @@ from typing import Any
 
 import hypothesis
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.keys import Keyspace
 from aggregator.store import Store
 from aggregator.sweeper import Sweeper
-from tests.support.app import app_client, binary, make_settings
+from tests.support.app import app_client, async_client, binary, make_settings, sync_client
 from tests.support.sink import eventually, running_sink
 from tests.test_ingest import dead_letters, outbox_length
 
 pytestmark = pytest.mark.usefixtures("no_aggregator_env")
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Every test here runs on standalone Redis and on a 3-master Redis Cluster."""
+    return any_redis_url
+
 
 BRANCHES = ["a", "b", "c", "d"]
 
@@ -40,7 +46,7 @@ async def send(client: Any, branch: str, correlation: str = "c") -> str:
 
 
 def state_status(redis_url: str, correlation: str = "c") -> bytes | None:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     status = client.hget(Keyspace(16).aggregation("f", correlation).state, "st")
     client.close()
     return status
@@ -140,7 +146,7 @@ async def race(redis_url: str, sink_url: str, correlation: str, head_start: floa
         for branch in BRANCHES[:-1]:
             await send(client, branch, correlation)
         keys = Keyspace(16).aggregation("f", correlation)
-        probe = redis.asyncio.Redis.from_url(redis_url)
+        probe = async_client(redis_url)
         deadline = await probe.zscore(keys.deadlines, keys.member)
         assert deadline is not None
 

@@ -8,15 +8,33 @@ from typing import Any
 import httpx
 import orjson
 import redis
+import redis.asyncio
 
 from aggregator.app import create_app
 from aggregator.settings import Settings
 
 _ids = itertools.count()
+# URLs of the test clusters: settings and clients for them speak Redis Cluster.
+CLUSTER_URLS: set[str] = set()
 
 
 def make_settings(redis_url: str, *flows: dict[str, Any], **options: Any) -> Settings:
+    if redis_url in CLUSTER_URLS:
+        options.setdefault("redis_mode", "cluster")
     return Settings(redis_url=redis_url, flows=list(flows), **options)
+
+
+def async_client(redis_url: str) -> "redis.asyncio.Redis | redis.asyncio.RedisCluster":
+    if redis_url in CLUSTER_URLS:
+        return redis.asyncio.RedisCluster.from_url(redis_url)
+    return redis.asyncio.Redis.from_url(redis_url)
+
+
+def sync_client(redis_url: str) -> "redis.Redis | redis.RedisCluster":
+    """A plain client for inspecting Redis in tests, of the URL's topology."""
+    if redis_url in CLUSTER_URLS:
+        return redis.RedisCluster.from_url(redis_url)
+    return redis.Redis.from_url(redis_url)
 
 
 @asynccontextmanager
@@ -59,7 +77,7 @@ def snapshot(redis_url: str) -> dict[bytes, Any]:
     """Every key with its content, to prove a request changed nothing. Streams count by their
     entries: the dispatchers create them empty and update their group bookkeeping as they
     read."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         content = {}
         for key in client.scan_iter(count=1000):
