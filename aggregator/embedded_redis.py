@@ -41,9 +41,12 @@ def _die_with_parent() -> None:
 
 
 class RedisServer:
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, config: str | None = None) -> None:
+        """`config`, when given, is the text of a config file passed first (Sentinel needs
+        one it can rewrite)."""
         self.data_dir = data_dir
         self.extra_args = extra_args
+        self.config = config
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -56,12 +59,17 @@ class RedisServer:
         if binary is None:
             raise RedisServerError(INSTALL_HINT)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config: list[str] = []
+        if self.config is not None:
+            (self.data_dir / "redis.conf").write_text(self.config)
+            config = [str((self.data_dir / "redis.conf").resolve())]
         # Another process may take the port between free_port() and bind: try again.
         for _ in range(3):
             self.port = free_port()
             self._process = subprocess.Popen(
                 [
                     binary,
+                    *config,
                     "--port", str(self.port),
                     "--bind", "127.0.0.1",
                     "--dir", str(self.data_dir.resolve()),

@@ -69,3 +69,71 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class LocalSentinel:
+    """A master, one replica and three sentinels watching them as `mymaster`."""
+
+    MASTER = "mymaster"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.master = RedisServer(folder / "master", "--appendfsync", "always")
+        self.replica: RedisServer | None = None
+        self.sentinels: list[RedisServer] = []
+
+    def start(self, timeout: float = 30) -> list[str]:
+        self.master.start()
+        self.replica = RedisServer(
+            self.folder / "replica", "--appendfsync", "always",
+            "--replicaof", "127.0.0.1", str(self.master.port),
+        )  # fmt: skip
+        self.replica.start()
+        config = (
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+            f"sentinel failover-timeout {self.MASTER} 5000\n"
+        )
+        self.sentinels = [
+            RedisServer(self.folder / f"sentinel{n}", "--sentinel", config=config) for n in range(3)
+        ]
+        for sentinel in self.sentinels:
+            sentinel.start()
+        deadline = time.monotonic() + timeout
+        while not self._replica_known():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sentinels did not discover the replica")
+            time.sleep(0.05)
+        return [f"127.0.0.1:{s.port}" for s in self.sentinels]
+
+    def _replica_known(self) -> bool:
+        client = redis.Redis(port=self.sentinels[0].port)
+        try:
+            return bool(client.execute_command("SENTINEL", "REPLICAS", self.MASTER))
+        finally:
+            client.close()
+
+    def master_port(self) -> int:
+        client = redis.Redis(port=self.sentinels[0].port)
+        try:
+            _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)
+            return int(port)
+        finally:
+            client.close()
+
+    def failover(self, timeout: float = 30) -> None:
+        """A manual failover: the replica becomes master once it has caught up."""
+        before = self.master_port()
+        client = redis.Redis(port=self.sentinels[0].port)
+        client.execute_command("SENTINEL", "FAILOVER", self.MASTER)
+        client.close()
+        deadline = time.monotonic() + timeout
+        while self.master_port() == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no failover happened")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.master]:
+            if server is not None:
+                server.stop()
