@@ -54,7 +54,8 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 15.0) -> str:
+    def start(self, timeout: float = 15.0, *, same_port: bool = False) -> str:
+        """Start (again, on the port it had, with `same_port`); returns the URL."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError(INSTALL_HINT)
@@ -65,7 +66,8 @@ class RedisServer:
             config = [str((self.data_dir / "redis.conf").resolve())]
         # Another process may take the port between free_port() and bind: try again.
         for _ in range(3):
-            self.port = free_port()
+            if not (same_port and self.port):
+                self.port = free_port()
             self._process = subprocess.Popen(
                 [
                     binary,

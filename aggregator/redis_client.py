@@ -6,12 +6,22 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aggregator.settings import Settings
 
-# Fail fast: a request waits at most this long for Redis before it answers 503.
-REDIS_TIMEOUT = 2.0
+
+def _retry() -> Retry:
+    """A refused or broken connection is tried again at once (a failover, a restart); a
+    command that timed out is not: the caller answers 503 rather than wait longer. (redis-py
+    retries timeouts too by default; our scripts are idempotent either way.)"""
+    return Retry(
+        ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(RedisConnectionError,)
+    )
+
 
 Client = Redis | RedisCluster
 
@@ -19,6 +29,7 @@ Client = Redis | RedisCluster
 def connect(settings: Settings, name: str) -> "Client":
     """A client named `name` (CLIENT LIST shows it). Pools block for a free connection rather
     than fail when all are busy. A cluster client still has to be initialized (`ready`)."""
+    timeout = settings.redis_timeout.total_seconds()
     if settings.redis_mode == "cluster":
         assert settings.redis_url is not None
         urls = [urlsplit(url.strip()) for url in settings.redis_url.split(",")]
@@ -29,9 +40,10 @@ def connect(settings: Settings, name: str) -> "Client":
             password=first.password,
             ssl=first.scheme == "rediss",
             max_connections=settings.redis_max_connections,
-            socket_connect_timeout=REDIS_TIMEOUT,
-            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
             client_name=name,
+            retry=_retry(),
         )
     if settings.redis_mode == "sentinel":
         password, username, db = None, None, 0
@@ -43,26 +55,28 @@ def connect(settings: Settings, name: str) -> "Client":
             (host, int(port))
             for host, _, port in (item.rpartition(":") for item in settings.redis_sentinels)
         ]
-        sentinel = Sentinel(sentinels, socket_timeout=REDIS_TIMEOUT)
+        sentinel = Sentinel(sentinels, socket_timeout=timeout)
         master: Redis = sentinel.master_for(
             settings.redis_sentinel_master,
             redis_class=Redis,
             db=db,
             username=username,
             password=password,
-            socket_connect_timeout=REDIS_TIMEOUT,
-            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
             client_name=name,
+            retry=_retry(),
         )
         return master
     assert settings.redis_url is not None
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
-        timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        socket_timeout=REDIS_TIMEOUT,
+        timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         client_name=name,
+        retry=_retry(),
     )
     return Redis.from_pool(pool)
 

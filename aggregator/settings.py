@@ -108,6 +108,8 @@ class Settings(SourceFiles):
     # docs/benchmarks.md); a few replicas with a few connections each beat one with many.
     dispatch_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
     redis_max_connections: Annotated[int, Field(ge=2)] = 64
+    # How long a request waits for Redis before it answers 503.
+    redis_timeout: PositiveDuration = timedelta(seconds=2)
     dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
     dead_letter_retention: PositiveDuration = timedelta(days=7)
     shutdown_timeout: Duration = timedelta(seconds=20)

@@ -24,7 +24,7 @@ def test_document_analysis_parallel(serve: Serve, redis_url: str, tmp_path: Path
         flows = tmp_path / "flows.yaml"
         flows.write_text(yaml.safe_dump({"flows": [{
             "name": "document-analysis", "branches": ANALYSES, "branch": "path",
-            "correlation": "data:/documentId", "timeout": "2s", "sink": final_processor.url,
+            "correlation": "data:/documentId", "timeout": "6s", "sink": final_processor.url,
         }]}))  # fmt: skip
         aggregator = serve(AGGREGATOR_REDIS_URL=redis_url, AGGREGATOR_FLOWS_FILE=str(flows),
                            AGGREGATOR_SWEEP_INTERVAL="100ms", AGGREGATOR_LOG_LEVEL="warning")  # fmt: skip
@@ -41,7 +41,8 @@ def test_document_analysis_parallel(serve: Serve, redis_url: str, tmp_path: Path
         base = f"{aggregator.base_url}/flows/document-analysis"
         branches = [Branch(s.url, f"{base}/branches/{s.name}") for s in services]
         branches.append(Branch(f"{base}/origin", None))  # the origin branch: no reply
-        parallel = Parallel(branches, Faults(duplicate=0.2, max_delay=0.05))
+        # Knative's default DeliverySpec: 5 retries; the timeout leaves room for them.
+        parallel = Parallel(branches, Faults(duplicate=0.2, max_delay=0.05, retry=5, backoff=0.1))
 
         async def run() -> None:
             async with httpx.AsyncClient(timeout=10) as client:
