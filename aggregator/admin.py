@@ -159,30 +159,13 @@ class Admin:
         shards = self.keyspace.shards
         return {name: sum(counts[i * shards : (i + 1) * shards]) for i, name in enumerate(names)}
 
-    async def dead_letters_stored(self) -> int:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in range(self.keyspace.shards):
-                pipe.zcard(self.keyspace.dead_letter_index(shard))
-            return sum(await pipe.execute())
-
     async def dead_letter_page(
         self, limit: int, cursor: str | None, include_data: bool
     ) -> DeadLetterPage:
-        keyspace = self.keyspace
-        after = None if cursor is None else decode_cursor(cursor, keyspace.shards)
-        keys = [keyspace.dead_letter_index(s) for s in range(keyspace.shards)]
-        items, last = await page(self.redis, keys, limit, after)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                pipe.hget(keyspace.dead_letters(item.shard), item.member)
-            payloads = await pipe.execute()
-        letters = [
-            dead_letter_item(DeadLetter.decode(item.member, payload), include_data)
-            for item, payload in zip(items, payloads, strict=True)
-            if payload is not None
-        ]
+        letters, next_cursor = await self.dead_letters.page(limit, cursor)
         return DeadLetterPage(
-            items=letters, nextCursor=None if last is None else encode_cursor(last)
+            items=[dead_letter_item(letter, include_data) for letter in letters],
+            nextCursor=next_cursor,
         )
 
 

@@ -74,7 +74,7 @@ async def metrics_endpoint(request: Request) -> Response:
         gauges: metrics.RedisGauges | None = metrics.RedisGauges(
             await rt.admin.pending_counts(),
             await rt.outbox.length(),
-            await rt.admin.dead_letters_stored(),
+            await rt.dead_letters.count(),
         )
     except (RedisError, OSError):
         metrics.REDIS_ERRORS.labels("metrics").inc()

@@ -15,6 +15,7 @@ from aggregator.cloudevent import CloudEvent
 from aggregator.codec import decode_structured, encode_structured
 from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace
+from aggregator.listing import decode_cursor, encode_cursor, page
 from aggregator.redis_client import Client
 from aggregator.release import rfc3339
 from aggregator.sender import Sender, Sent
@@ -103,23 +104,31 @@ class DeadLetters:
             return None
         return int(shard)
 
-    async def list(self, limit: int = 100) -> list[DeadLetter]:
-        """The newest entries first, across shards."""
+    async def page(
+        self, limit: int, cursor: str | None = None
+    ) -> tuple[list[DeadLetter], str | None]:
+        """Up to `limit` entries after `cursor`, oldest first per shard, and the cursor of
+        the next page (None after the last)."""
+        keyspace = self.keyspace
+        after = None if cursor is None else decode_cursor(cursor, keyspace.shards)
+        keys = [keyspace.dead_letter_index(s) for s in range(keyspace.shards)]
+        items, last = await page(self.redis, keys, limit, after)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                pipe.hget(keyspace.dead_letters(item.shard), item.member)
+            payloads = await pipe.execute()
+        letters = [
+            DeadLetter.decode(item.member, payload)
+            for item, payload in zip(items, payloads, strict=True)
+            if payload is not None
+        ]
+        return letters, None if last is None else encode_cursor(last)
+
+    async def count(self) -> int:
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in range(self.keyspace.shards):
-                pipe.zrevrange(self.keyspace.dead_letter_index(shard), 0, limit - 1)
-            indexes = await pipe.execute()
-        letters = []
-        for shard, ids in enumerate(indexes):
-            if ids:
-                payloads = await self.redis.hmget(self.keyspace.dead_letters(shard), ids)
-                letters += [
-                    DeadLetter.decode(i.decode(), cast(bytes, p))
-                    for i, p in zip(ids, payloads, strict=True)
-                    if p is not None
-                ]
-        letters.sort(key=lambda letter: letter.created_ms, reverse=True)
-        return letters[:limit]
+                pipe.zcard(self.keyspace.dead_letter_index(shard))
+            return sum(await pipe.execute())
 
     async def get(self, letter: str) -> DeadLetter | None:
         shard = self._shard(letter)
