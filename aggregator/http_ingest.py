@@ -18,7 +18,7 @@ from aggregator.ingest import prepare
 from aggregator.logs import get_logger
 from aggregator.release import aggregated_event
 from aggregator.responses import problem
-from aggregator.runtime import runtime
+from aggregator.runtime import Runtime, runtime
 from aggregator.sources import value_in
 
 log = get_logger(__name__)
@@ -60,20 +60,20 @@ async def _aggregate(
 ) -> Response:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(flow=flow_name)
-    started = time.perf_counter()
-    response = await _aggregate_timed(request, flow_name, path_branch, origin)
-    if response.status_code < 500 and runtime(request).settings.flow(flow_name) is not None:
-        metrics.INGEST_LATENCY.labels(flow_name).observe(time.perf_counter() - started)
-    return response
-
-
-async def _aggregate_timed(
-    request: Request, flow_name: str, path_branch: str | None, origin: bool
-) -> Response:
     rt = runtime(request)
     flow = rt.settings.flow(flow_name)
     if not isinstance(flow, AggregateFlow):
         return _unknown_flow(flow_name, "aggregate")
+    started = time.perf_counter()
+    response = await _aggregate_timed(request, rt, flow, path_branch, origin)
+    if response.status_code < 500:
+        metrics.INGEST_LATENCY.labels(flow.name).observe(time.perf_counter() - started)
+    return response
+
+
+async def _aggregate_timed(
+    request: Request, rt: Runtime, flow: AggregateFlow, path_branch: str | None, origin: bool
+) -> Response:
     try:
         events, batch = await _events(request, rt.settings.max_event_bytes)
         arrivals = [
