@@ -18,7 +18,7 @@ from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace
 from aggregator.listing import decode_cursor, encode_cursor, page
 from aggregator.redis_client import Client
-from aggregator.release import Arrival, parse_record, rfc3339
+from aggregator.release import Arrival, arrivals_of, rfc3339
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.sweeper import expiry_for
@@ -121,22 +121,12 @@ class Admin:
         deadline = await self.redis.zscore(keys.deadlines, keys.member)
         if not fields or b"st" in fields or deadline is None:
             return None
-        arrivals = sorted(
-            (
-                int(value.partition(b":")[0]),
-                parse_record(name[2:].decode(), value.partition(b":")[2]),
-            )
-            for name, value in fields.items()
-            if name.startswith(b"b:")
-        )
-        received = [arrival.branch for _, arrival in arrivals]
-        origin = fields.get(b"o")
+        arrivals, origin = arrivals_of(fields)
+        received = [arrival.branch for arrival in arrivals]
         return AggregationDetail(
             **_summary(self.settings, fields, received, deadline),
-            branches={a.branch: event_info(a, include_data) for _, a in arrivals},
-            origin=None
-            if origin is None
-            else event_info(parse_record("", origin.partition(b":")[2]), include_data),
+            branches={a.branch: event_info(a, include_data) for a in arrivals},
+            origin=None if origin is None else event_info(origin, include_data),
         )
 
     async def release(self, flow: str, correlation_id: str, status: str) -> bool:

@@ -45,13 +45,7 @@ class Release:
     def from_fields(cls, flat: list[bytes]) -> "Release":
         """Parse the flat field list of a state hash or an outbox entry."""
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        ordered = []
-        for name, value in fields.items():
-            if name.startswith(b"b:"):
-                seq, _, record = value.partition(b":")
-                ordered.append((int(seq), parse_record(name[2:].decode(), record)))
-        ordered.sort(key=lambda item: item[0])
-        origin = fields.get(b"o")
+        arrivals, origin = arrivals_of(fields)
         completed_by = fields.get(b"cb")
         return cls(
             flow=fields[b"f"].decode(),
@@ -60,8 +54,8 @@ class Release:
             first_arrival_ms=int(fields[b"t0"]),
             released_ms=int(fields[b"rt"]),
             expected=int(fields[b"x"]),
-            arrivals=tuple(arrival for _, arrival in ordered),
-            origin=None if origin is None else parse_record("", origin.partition(b":")[2]),
+            arrivals=tuple(arrivals),
+            origin=origin,
             completed_by=None if completed_by is None else completed_by.decode(),
         )
 
@@ -170,6 +164,22 @@ def record_of(event: CloudEvent, received_ms: int) -> bytes:
     if event.data_binary is not None:
         return head + b"\0b" + event.data_binary
     return head
+
+
+def arrivals_of(fields: dict[bytes, bytes]) -> tuple[list[Arrival], Arrival | None]:
+    """The branch events of a state hash (or an outbox entry) in arrival order, and its
+    origin event. Each is stored as `<arrival number>:<record>`."""
+    numbered = []
+    for name, value in fields.items():
+        if name.startswith(b"b:"):
+            seq, _, record = value.partition(b":")
+            numbered.append((int(seq), parse_record(name[2:].decode(), record)))
+    numbered.sort(key=lambda item: item[0])
+    origin = fields.get(b"o")
+    return (
+        [arrival for _, arrival in numbered],
+        None if origin is None else parse_record("", origin.partition(b":")[2]),
+    )
 
 
 def parse_record(branch: str, record: bytes) -> Arrival:
