@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Background work has a client of its own: it cannot starve requests of connections.
         background = connect(config, "aggregator-background")
         keyspace = Keyspace(config.shards)
-        store = Store(redis, keyspace)
+        # WAIT gives up after half the Redis timeout, so its answer beats the socket timeout.
+        wait_ms = round(config.redis_timeout.total_seconds() * 500)
+        store = Store(redis, keyspace, config.redis_min_replicas, wait_ms)
         background_store = Store(background, keyspace)
         outbox = Outbox(background, keyspace, background_store.scripts)
         limits = httpx.Limits(

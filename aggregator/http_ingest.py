@@ -20,6 +20,7 @@ from aggregator.release import aggregated_event
 from aggregator.responses import problem
 from aggregator.runtime import Runtime, runtime
 from aggregator.sources import value_in
+from aggregator.store import NotReplicated
 
 log = get_logger(__name__)
 OUTCOME = "Aggregation-Outcome"
@@ -48,11 +49,11 @@ def _unknown_flow(name: str, kind: str) -> Response:
     return problem(404, f"no {kind} flow {name!r} is configured")
 
 
-def _redis_down(operation: str) -> Response:
+def _redis_down(
+    operation: str, detail: str = "Redis is unavailable; nothing was stored"
+) -> Response:
     metrics.REDIS_ERRORS.labels(operation).inc()
-    return problem(
-        503, "Redis is unavailable; nothing was stored", {"Retry-After": REDIS_RETRY_AFTER}
-    )
+    return problem(503, detail, {"Retry-After": REDIS_RETRY_AFTER})
 
 
 async def _aggregate(
@@ -117,6 +118,9 @@ async def _aggregate_timed(
                     rt.dispatcher.nudge()
                 observe.released(flow.name, arrival.correlation_id, "complete", recorded.latency_ms)
             release = recorded.release
+    except NotReplicated as exc:
+        detail = f"not acknowledged: {exc}, so a failover could lose it; retrying is safe"
+        return _redis_down("replication", detail)
     except (RedisError, OSError):
         return _redis_down("ingest")
     if release is not None:

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_serializer
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aggregator.flows import AggregateFlow, DedupFlow, Duration, Flow, PositiveDuration
@@ -110,6 +118,9 @@ class Settings(SourceFiles):
     redis_max_connections: Annotated[int, Field(ge=2)] = 64
     # How long a request waits for Redis before it answers 503.
     redis_timeout: PositiveDuration = timedelta(seconds=2)
+    # Replicas that must hold an ingested event before it is acknowledged (Redis WAIT), so
+    # that a failover cannot lose it; 0 acknowledges what the master alone has.
+    redis_min_replicas: Annotated[int, Field(ge=0)] = 0
     dead_letter_max: Annotated[int, Field(ge=1)] = 10_000
     dead_letter_retention: PositiveDuration = timedelta(days=7)
     shutdown_timeout: Duration = timedelta(seconds=20)
@@ -118,6 +129,16 @@ class Settings(SourceFiles):
         Field(default_factory=dict, validation_alias="K_CE_OVERRIDES")
     )
     flows: tuple[Flow, ...] = ()
+
+    @field_validator("redis_min_replicas")
+    @classmethod
+    def _replicas_need_one_master(cls, value: int, info: ValidationInfo) -> int:
+        if value and info.data.get("redis_mode") == "cluster":
+            raise ValueError(
+                "not supported in cluster mode: WAIT must follow the write on the connection "
+                "to the node that owns the key"
+            )
+        return value
 
     @field_serializer("redis_url")
     def _mask_redis_url(self, value: str | None) -> str | None:

@@ -391,6 +391,7 @@ def test_explicit_annotations_file_must_exist(sources: Sources, tmp_path: Path) 
         ("AGGREGATOR_ADMIN_OPEN", "perhaps", "valid boolean"),
         ("AGGREGATOR_LOG_LEVEL", "loud", "'debug', 'info', 'warning' or 'error'"),
         ("AGGREGATOR_LOG_FORMAT", "xml", "'json' or 'console'"),
+        ("AGGREGATOR_REDIS_MIN_REPLICAS", "-1", "greater than or equal to 0"),
     ],
 )
 def test_bad_global_settings_name_their_variable(
@@ -400,6 +401,12 @@ def test_bad_global_settings_name_their_variable(
     [problem] = problems()
     assert problem.startswith(f"environment {variable}: ")
     assert message in problem
+
+
+def test_min_replicas_is_refused_in_cluster_mode(sources: Sources) -> None:
+    sources.env({"AGGREGATOR_REDIS_MODE": "cluster", "AGGREGATOR_REDIS_MIN_REPLICAS": "1"})
+    [problem] = problems()
+    assert problem.startswith("environment AGGREGATOR_REDIS_MIN_REPLICAS: not supported in cluster")
 
 
 def test_global_settings_from_environment(sources: Sources) -> None:

@@ -1,6 +1,8 @@
 """Redis topologies for the tests, from `redis-server` processes on free loopback ports:
 a 3-master Redis Cluster (joined with `redis-cli --cluster create`)."""
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -72,23 +74,32 @@ class LocalCluster:
 
 
 class LocalSentinel:
-    """A master, one replica and three sentinels watching them as `mymaster`."""
+    """A master, its replicas and three sentinels watching them as `mymaster`."""
 
     MASTER = "mymaster"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, replicas: int = 1) -> None:
         self.folder = folder
         self.master = RedisServer(folder / "master", "--appendfsync", "always")
-        self.replica: RedisServer | None = None
+        self.replicas: list[RedisServer] = []
+        self.replica_count = replicas
         self.sentinels: list[RedisServer] = []
 
     def start(self, timeout: float = 30) -> list[str]:
         self.master.start()
-        self.replica = RedisServer(
-            self.folder / "replica", "--appendfsync", "always",
-            "--replicaof", "127.0.0.1", str(self.master.port),
-        )  # fmt: skip
-        self.replica.start()
+        self.replicas = [
+            RedisServer(
+                self.folder / f"replica{n}",
+                "--appendfsync",
+                "always",
+                "--replicaof",
+                "127.0.0.1",
+                str(self.master.port),
+            )
+            for n in range(self.replica_count)
+        ]
+        for replica in self.replicas:
+            replica.start()
         config = (
             f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master.port} 2\n"
             f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
@@ -100,16 +111,26 @@ class LocalSentinel:
         for sentinel in self.sentinels:
             sentinel.start()
         deadline = time.monotonic() + timeout
-        while not self._replica_known():
+        while not self._replicas_known():
             if time.monotonic() > deadline:
-                raise RuntimeError("the sentinels did not discover the replica")
+                raise RuntimeError("the replicas did not sync or the sentinels did not see them")
             time.sleep(0.05)
         return [f"127.0.0.1:{s.port}" for s in self.sentinels]
 
-    def _replica_known(self) -> bool:
-        client = redis.Redis(port=self.sentinels[0].port)
+    def _replicas_known(self) -> bool:
+        """Every replica is in sync with the master and the sentinels know them all."""
+        sentinel = redis.Redis(port=self.sentinels[0].port)
         try:
-            return bool(client.execute_command("SENTINEL", "REPLICAS", self.MASTER))
+            known = sentinel.execute_command("SENTINEL", "REPLICAS", self.MASTER)
+            return len(known) == len(self.replicas) and all(map(self._linked, self.replicas))
+        finally:
+            sentinel.close()
+
+    @staticmethod
+    def _linked(replica: RedisServer) -> bool:
+        client = redis.Redis(port=replica.port)
+        try:
+            return bool(client.info("replication")["master_link_status"] == "up")
         finally:
             client.close()
 
@@ -122,18 +143,30 @@ class LocalSentinel:
             client.close()
 
     def failover(self, timeout: float = 30) -> None:
-        """A manual failover: the replica becomes master once it has caught up."""
+        """SENTINEL FAILOVER: a replica is promoted at once. The old master goes on taking
+        writes until the sentinels reconfigure it as a replica, and drops them then."""
         before = self.master_port()
         client = redis.Redis(port=self.sentinels[0].port)
         client.execute_command("SENTINEL", "FAILOVER", self.MASTER)
         client.close()
+        self._await_new_master(before, timeout)
+
+    def _await_new_master(self, before: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self.master_port() == before:
             if time.monotonic() > deadline:
                 raise RuntimeError("no failover happened")
             time.sleep(0.05)
 
+    def crash_master(self, timeout: float = 30) -> None:
+        """SIGKILL the master; the sentinels promote a replica once they agree it is down."""
+        before = self.master_port()
+        client = redis.Redis(port=before)
+        pid = client.info("server")["process_id"]
+        client.close()
+        os.kill(pid, signal.SIGKILL)
+        self._await_new_master(before, timeout)
+
     def stop(self) -> None:
-        for server in [*self.sentinels, self.replica, self.master]:
-            if server is not None:
-                server.stop()
+        for server in [*self.sentinels, *self.replicas, self.master]:
+            server.stop()
