@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,7 +23,7 @@ from aggregator.outbox import Outbox
 from aggregator.redis_client import connect, ready
 from aggregator.responses import JSONResponse
 from aggregator.runtime import Runtime, runtime
-from aggregator.sender import Sender
+from aggregator.sender import Sender, session
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.sweeper import Sweeper
@@ -112,11 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = Store(redis, keyspace, config.redis_min_replicas, wait_ms)
         background_store = Store(background, keyspace)
         outbox = Outbox(background, keyspace, background_store.scripts)
-        limits = httpx.Limits(
-            max_connections=config.dispatch_concurrency,
-            max_keepalive_connections=config.dispatch_concurrency,
-        )
-        client = httpx.AsyncClient(limits=limits, timeout=10.0)
+        client = session(config.dispatch_concurrency)
         sender = Sender(client)
         dispatcher = Dispatcher(config, outbox, sender)
         sweeper = Sweeper(config, background_store, dispatcher.nudge)
@@ -152,7 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sweeper.stop()
             await dispatcher.stop(grace=config.shutdown_timeout.total_seconds() / 2)
             await asyncio.wait(loops, timeout=5)
-            await client.aclose()
+            await client.close()
             await redis.aclose()
             await background.aclose()
             tracing.shutdown()

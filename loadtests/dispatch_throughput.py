@@ -28,7 +28,7 @@ from aggregator.flows import AggregateFlow
 from aggregator.keys import Keyspace, event_field
 from aggregator.outbox import Outbox
 from aggregator.release import Release, aggregated_event, record_of
-from aggregator.sender import Sender, request_of
+from aggregator.sender import Sender, request_of, session
 from aggregator.settings import Settings
 from aggregator.store import Arrival, Store
 
@@ -54,14 +54,13 @@ async def baseline(
     sink: str, event: CloudEvent, flow: AggregateFlow, count: int, concurrency: int
 ) -> float:
     headers, content = request_of(event, flow)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits) as client:
+    async with session(concurrency) as client:
         queue = iter(range(count))
 
         async def worker() -> None:
             for _ in queue:
-                response = await client.post(f"{sink}/sink", headers=headers, content=content)
-                response.raise_for_status()
+                async with client.post(f"{sink}/sink", headers=headers, data=content) as answer:
+                    answer.raise_for_status()
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -100,9 +99,7 @@ async def dispatcher_round(
     await fill_outbox(settings, store, flow, count, tag)
     async with httpx.AsyncClient() as control:
         await control.delete(f"{sink}/stats")
-    limits = httpx.Limits(max_connections=settings.dispatch_concurrency,
-                          max_keepalive_connections=settings.dispatch_concurrency)  # fmt: skip
-    async with httpx.AsyncClient(limits=limits) as client:
+    async with session(settings.dispatch_concurrency) as client:
         outbox = Outbox(redis, keyspace, store.scripts)
         dispatcher = Dispatcher(settings, outbox, Sender(client))
         started = time.perf_counter()

@@ -1,0 +1,356 @@
+"""The loopback benchmark: the service against an HTTP floor and a naive in-memory aggregator,
+side by side in one run, driven by wrk on pinned CPUs.
+
+    .venv/bin/python -m loadtests.bench                      # (a)-(d), 3 rounds of 10 s
+    .venv/bin/python -m loadtests.bench --pending 0,10000,100000,1000000 --only sink
+    .venv/bin/python -m loadtests.bench --workers 2 --only sink
+
+Targets: (a) `floor` a bare Starlette endpoint that reads the body and answers 202; (b)
+`naive` the in-memory toy (loadtests/naive.py); (c) `sink` the service releasing to a local
+sink; (d) `reply` the service answering the completing request with the aggregated event.
+Each serves on the server CPUs alone (uvloop, httptools, no access log, like `aggregator
+serve`); Redis, the sink and wrk share the other CPUs. Rounds interleave the targets; the
+report gives the median of rounds and every figure as a ratio to (a) of the same run.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import redis
+import yaml
+
+from aggregator.embedded_redis import RedisServer, free_port
+from aggregator.flows import AggregateFlow
+from loadtests.preload import preload
+
+HERE = Path(__file__).parent
+UVICORN = [
+    "-m",
+    "uvicorn",
+    "--host",
+    "127.0.0.1",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
+FLOW = {"name": "bench", "expected_branches": 4, "timeout": "1h"}
+
+
+@dataclass
+class Figures:
+    target: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    releases_per_s: float | None
+    errors: int
+
+
+def cpus_split(server_cpus: int) -> tuple[set[int], set[int]]:
+    """The first `server_cpus` CPUs serve; the rest (or the last one, on a small machine)
+    run Redis, the sink and wrk."""
+    cpus = sorted(os.sched_getaffinity(0))
+    server = set(cpus[:server_cpus])
+    helpers = set(cpus[server_cpus:]) or {cpus[-1]}
+    return server, helpers
+
+
+def pinned(cpus: set[int], command: list[str]) -> list[str]:
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{process.args} did not listen on {port} within {timeout}s")
+
+
+@contextmanager
+def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    # Output goes where a log collector would take it: away, at the cost of writing it.
+    process = subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, cwd=HERE.parent, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def get_json(url: str) -> dict[str, object]:
+    return dict(httpx.get(url, timeout=10).json())
+
+
+def service_releases(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("aggregator_releases_total{")
+    )
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
+    """Requests/s, p50 ms, p99 ms, errors (socket errors + non-2xx), requests."""
+
+    def percentile(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if match is None:
+            raise ValueError(f"no {label}% latency in wrk's output:\n{output}")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    if rate is None or total is None:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors += int(non_2xx.group(1)) if non_2xx else 0
+    return float(rate.group(1)), percentile("50"), percentile("99"), errors, int(total.group(1))
+
+
+def wrk(
+    cpus: set[int], base: str, seconds: int, connections: int, run: str, branches: int, payload: int
+) -> tuple[float, float, float, int, int]:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(HERE / "branches.lua"),
+        base,
+    ]
+    env = {
+        **os.environ,
+        "BENCH_RUN": run,
+        "BENCH_BRANCHES": str(branches),
+        "BENCH_PAYLOAD": str(payload),
+    }
+    done = subprocess.run(
+        pinned(cpus, command), env=env, capture_output=True, text=True, check=True
+    )
+    return parse_wrk(done.stdout)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+        self.args = args
+        self.folder = folder
+        self.server_cpus, self.helper_cpus = cpus_split(args.server_cpus)
+        self.redis = RedisServer(folder / "redis", "--save", "", "--appendonly", "no")
+        self.runs = 0
+
+    def measure(self, target: str, base: str, releases: Callable[[], float] | None) -> Figures:
+        args = self.args
+        self.runs += 1
+        run = f"r{os.getpid()}x{self.runs}"
+        if args.warmup:
+            wrk(
+                self.helper_cpus,
+                base,
+                args.warmup,
+                args.connections,
+                run + "w",
+                args.branches,
+                args.payload,
+            )
+        before = releases() if releases else 0.0
+        rate, p50, p99, errors, _ = wrk(
+            self.helper_cpus,
+            base,
+            args.duration,
+            args.connections,
+            run,
+            args.branches,
+            args.payload,
+        )
+        released = (releases() - before) / args.duration if releases else None
+        return Figures(target, rate, p50, p99, released, errors)
+
+    def app(self, module: str) -> AbstractContextManager[str]:
+        port = free_port()
+        command = pinned(self.server_cpus, [sys.executable, *UVICORN, "--port", str(port), module])
+        return running(command, port)
+
+    def service(self, delivery: str, sink: str) -> AbstractContextManager[str]:
+        """The service with the bench flow; in reply mode the sink only takes timeouts."""
+        flow = {
+            **FLOW,
+            "expected_branches": self.args.branches,
+            "delivery": delivery,
+            "sink": f"{sink}/",
+        }
+        flows = self.folder / f"flows-{delivery}.yaml"
+        flows.write_text(yaml.safe_dump({"flows": [flow]}))
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(self.args.workers),
+        ]
+        env = {
+            "AGGREGATOR_REDIS_URL": self.redis_url,
+            "AGGREGATOR_FLOWS_FILE": str(flows),
+            "AGGREGATOR_LOG_LEVEL": self.args.log_level,
+        }
+        return running(pinned(self.server_cpus, command), port, env)
+
+    def one(self, target: str) -> Figures:
+        if target == "floor":
+            with self.app("loadtests.floor:app") as base:
+                return self.measure(target, base, None)
+        if target == "naive":
+            with self.app("loadtests.naive:app") as base:
+                return self.measure(
+                    target, base, lambda: float(str(get_json(f"{base}/stats")["released"]))
+                )
+        sink_port = free_port()
+        sink_command = pinned(
+            self.helper_cpus,
+            [sys.executable, *UVICORN, "--port", str(sink_port), "loadtests.sink:app"],
+        )
+        with running(sink_command, sink_port) as sink, self.service(target, sink) as base:
+            return self.measure(target, base, lambda: service_releases(base))
+
+    def start_redis(self) -> None:
+        self.redis_url = self.redis.start()
+        pid = int(redis.Redis.from_url(self.redis_url).info("server")["process_id"])
+        os.sched_setaffinity(pid, self.helper_cpus)
+
+    def rounds(self, targets: list[str]) -> dict[str, list[Figures]]:
+        found: dict[str, list[Figures]] = {t: [] for t in targets}
+        for n in range(self.args.rounds):
+            # Interleaved, and the order turns each round: no target always goes first.
+            for target in targets[n % len(targets) :] + targets[: n % len(targets)]:
+                found[target].append(self.one(target))
+                print(f"  round {n + 1} {target}: {asdict(found[target][-1])}", file=sys.stderr)
+        return found
+
+
+def median(figures: list[Figures]) -> Figures:
+    def mid(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    return Figures(
+        figures[0].target,
+        statistics.median(f.requests_per_s for f in figures),
+        statistics.median(f.p50_ms for f in figures),
+        statistics.median(f.p99_ms for f in figures),
+        mid([f.releases_per_s for f in figures]),
+        sum(f.errors for f in figures),
+    )
+
+
+def report(results: dict[str, list[Figures]], baseline: str) -> list[dict[str, object]]:
+    summary = {target: median(figures) for target, figures in results.items()}
+    base = summary.get(baseline)
+    rows = []
+    print("| target | requests/s | ratio | p50 ms | p99 ms | p99 ratio | releases/s | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for target, figures in summary.items():
+        ratio = figures.requests_per_s / base.requests_per_s if base else None
+        p99_ratio = figures.p99_ms / base.p99_ms if base else None
+        releases = "-" if figures.releases_per_s is None else f"{figures.releases_per_s:.0f}"
+        print(
+            f"| {target} | {figures.requests_per_s:.0f} | {fmt(ratio)} | {figures.p50_ms:.2f} "
+            f"| {figures.p99_ms:.2f} | {fmt(p99_ratio)} | {releases} | {figures.errors} |"
+        )
+        rows.append({**asdict(figures), "ratio": ratio, "p99_ratio": p99_ratio})
+    return rows
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--branches", type=int, default=4)
+    parser.add_argument("--payload", type=int, default=512, help="bytes of each branch body")
+    parser.add_argument("--only", default="floor,naive,sink,reply", help="targets, comma list")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    parser.add_argument("--server-cpus", type=int, default=1)
+    parser.add_argument("--pending", default="0", help="pending aggregations before each set")
+    parser.add_argument("--log-level", default="info", help="of the service")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("loadtests.bench needs wrk (Debian: apt-get install wrk)")
+    targets = args.only.split(",")
+    every: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}, "sets": []}
+    with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as folder:
+        bench = Bench(args, Path(folder))
+        bench.start_redis()
+        try:
+            for pending in (int(p) for p in args.pending.split(",")):
+                client = redis.Redis.from_url(bench.redis_url)
+                client.flushall()
+                if pending:
+                    flow = AggregateFlow.model_validate(FLOW)
+                    took = asyncio.run(preload(bench.redis_url, flow, pending))
+                    print(
+                        f"preloaded {pending} pending aggregations in {took:.1f}s", file=sys.stderr
+                    )
+                where = (
+                    f"server CPUs {sorted(bench.server_cpus)}, others {sorted(bench.helper_cpus)}"
+                )
+                print(f"\npending aggregations: {pending}, {where}, workers {args.workers}")
+                rows = report(bench.rounds(targets), targets[0])
+                every["sets"].append({"pending": pending, "rows": rows})  # type: ignore[attr-defined]
+                client.close()
+        finally:
+            bench.redis.stop()
+    if args.json:
+        args.json.write_text(json.dumps(every, indent=2))
+
+
+if __name__ == "__main__":
+    main()
