@@ -6,7 +6,6 @@ mid-delivery loses nothing: another reclaims the entry after the visibility time
 """
 
 import asyncio
-import contextlib
 import os
 import secrets
 import socket
@@ -35,12 +34,20 @@ class Dispatcher:
         self.sender = sender
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._wake = asyncio.Event()
+        # Shards to read at the next wake; None: all of them. A release nudges its own
+        # shard, so a busy ingest path costs one stream read per release, not one per shard.
+        self._due: set[int] | None = None
         self._held: dict[tuple[int, str], Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
-    def nudge(self) -> None:
-        """A release was just written to the outbox: look now rather than at the next tick."""
+    def nudge(self, shard: int | None = None) -> None:
+        """A release was just written to the outbox (of `shard`, or of any shard): look now
+        rather than at the next tick."""
+        if shard is None:
+            self._due = None
+        elif self._due is not None:
+            self._due.add(shard)
         self._wake.set()
 
     async def run(self) -> None:
@@ -50,9 +57,12 @@ class Dispatcher:
         while not self._stopping:
             # Cleared before reading, so that a nudge arriving during the read is not lost.
             self._wake.clear()
+            shards, self._due = self._due, set()
             try:
                 free = self.settings.dispatch_concurrency - len(self._held)
-                entries = await self.outbox.read(self.consumer, free) if free > 0 else []
+                entries = await self.outbox.read(self.consumer, free, shards) if free > 0 else []
+                if len(entries) >= free:
+                    self._due = None  # more may wait anywhere: look everywhere once a slot frees
                 now = time.monotonic()
                 if free > len(entries) and now - last_reclaim >= visibility / 2:
                     last_reclaim = now
@@ -65,15 +75,17 @@ class Dispatcher:
             except (RedisError, OSError) as exc:
                 metrics.REDIS_ERRORS.labels("dispatch").inc()
                 log.warning("outbox unreachable", error=str(exc))
-                entries = []
+                entries, self._due = [], None
             except Exception:
                 # The loop must outlive any surprise: a dead dispatcher delivers nothing.
                 log.exception("outbox read failed")
-                entries = []
+                entries, self._due = [], None
             for entry in entries:
                 self._start(entry)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), tick)
+            except TimeoutError:
+                self._due = None  # the tick reads every shard: nothing waits longer than that
 
     def _start(self, entry: Entry) -> None:
         key = (entry.shard, entry.id)

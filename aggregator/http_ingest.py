@@ -115,7 +115,7 @@ async def _aggregate_timed(
             )
             if recorded.outcome == "complete":
                 if recorded.release is None:
-                    rt.dispatcher.nudge()
+                    rt.dispatcher.nudge(arrival.keys.shard)
                 observe.released(flow.name, arrival.correlation_id, "complete", recorded.latency_ms)
             release = recorded.release
     except NotReplicated as exc:

@@ -5,6 +5,7 @@ JUSTID resets their idle time), reclaimed from dead consumers with XAUTOCLAIM on
 longer than the visibility timeout, and settled (acknowledged and deleted) by one script.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
@@ -53,11 +54,16 @@ class Outbox:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def read(self, consumer: str, count: int) -> list[Entry]:
-        """New entries of every shard for this consumer."""
+    async def read(
+        self, consumer: str, count: int, shards: Collection[int] | None = None
+    ) -> list[Entry]:
+        """New entries for this consumer, of the given shards (default: all)."""
+        chosen = sorted(range(self.keyspace.shards) if shards is None else shards)
+        if not chosen:
+            return []
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for shard in range(self.keyspace.shards):
+                for shard in chosen:
                     pipe.xreadgroup(GROUP, consumer, {self.keyspace.outbox(shard): ">"}, count)
                 replies = await pipe.execute()
         except ResponseError as exc:
@@ -66,7 +72,7 @@ class Outbox:
             await self.ensure_groups()  # Redis lost its data (restart without persistence)
             return []
         found = []
-        for shard, reply in enumerate(replies):
+        for shard, reply in zip(chosen, replies, strict=True):
             for _, messages in reply or []:
                 found += _entries(shard, messages)
         return found
