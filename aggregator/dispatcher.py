@@ -6,6 +6,7 @@ mid-delivery loses nothing: another reclaims the entry after the visibility time
 """
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -40,6 +41,8 @@ class Dispatcher:
         self._held: dict[tuple[int, str], Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._finished = asyncio.Event()  # run() has left its loop
+        self._last_reclaim = self._last_keep = 0.0
 
     def nudge(self, shard: int | None = None) -> None:
         """A release was just written to the outbox (of `shard`, or of any shard): look now
@@ -51,41 +54,46 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        try:
+            while not self._stopping:
+                await self._turn()
+        finally:
+            self._finished.set()
+
+    async def _turn(self) -> None:
+        """Read what is due, start delivering it, then wait for a nudge or the tick."""
         visibility = self.settings.outbox_visibility_timeout.total_seconds()
-        tick = self.settings.sweep_interval.total_seconds()
-        last_reclaim = last_keep = 0.0
-        while not self._stopping:
-            # Cleared before reading, so that a nudge arriving during the read is not lost.
-            self._wake.clear()
-            shards, self._due = self._due, set()
-            try:
-                free = self.settings.dispatch_concurrency - len(self._held)
-                entries = await self.outbox.read(self.consumer, free, shards) if free > 0 else []
-                if len(entries) >= free:
-                    self._due = None  # more may wait anywhere: look everywhere once a slot frees
-                now = time.monotonic()
-                if free > len(entries) and now - last_reclaim >= visibility / 2:
-                    last_reclaim = now
-                    entries += await self.outbox.reclaim(
-                        self.consumer, ms(self.settings.outbox_visibility_timeout), free
-                    )
-                if self._held and now - last_keep >= visibility / 3:
-                    last_keep = now
-                    await self.outbox.keep(self.consumer, list(self._held.values()))
-            except (RedisError, OSError) as exc:
-                metrics.REDIS_ERRORS.labels("dispatch").inc()
-                log.warning("outbox unreachable", error=str(exc))
-                entries, self._due = [], None
-            except Exception:
-                # The loop must outlive any surprise: a dead dispatcher delivers nothing.
-                log.exception("outbox read failed")
-                entries, self._due = [], None
-            for entry in entries:
-                self._start(entry)
-            try:
-                await asyncio.wait_for(self._wake.wait(), tick)
-            except TimeoutError:
-                self._due = None  # the tick reads every shard: nothing waits longer than that
+        # Cleared before reading, so that a nudge arriving during the read is not lost.
+        self._wake.clear()
+        shards, self._due = self._due, set()
+        try:
+            free = self.settings.dispatch_concurrency - len(self._held)
+            entries = await self.outbox.read(self.consumer, free, shards) if free > 0 else []
+            if len(entries) >= free:
+                self._due = None  # more may wait anywhere: look everywhere once a slot frees
+            now = time.monotonic()
+            if free > len(entries) and now - self._last_reclaim >= visibility / 2:
+                self._last_reclaim = now
+                entries += await self.outbox.reclaim(
+                    self.consumer, ms(self.settings.outbox_visibility_timeout), free
+                )
+            if self._held and now - self._last_keep >= visibility / 3:
+                self._last_keep = now
+                await self.outbox.keep(self.consumer, list(self._held.values()))
+        except (RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels("dispatch").inc()
+            log.warning("outbox unreachable", error=str(exc))
+            entries, self._due = [], None
+        except Exception:
+            # The loop must outlive any surprise: a dead dispatcher delivers nothing.
+            log.exception("outbox read failed")
+            entries, self._due = [], None
+        for entry in entries:
+            self._start(entry)
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.settings.sweep_interval.total_seconds())
+        except TimeoutError:
+            self._due = None  # the tick reads every shard: nothing waits longer than that
 
     def _start(self, entry: Entry) -> None:
         key = (entry.shard, entry.id)
@@ -101,6 +109,12 @@ class Dispatcher:
         unsettled to the other replicas."""
         self._stopping = True
         self._wake.set()
+        # A read under way may still hand out entries: the loop finishes it first, so that
+        # what it read is delivered now rather than reclaimed after the visibility timeout.
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), grace)
+        grace = max(0.0, grace - (time.monotonic() - started))
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:

@@ -7,6 +7,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from aggregator.batching import ScriptBatcher
 from aggregator.delivery import Route
 from aggregator.flows import AggregateFlow
 from aggregator.keys import AggregationKeys, Keyspace, flow_of
@@ -71,6 +72,7 @@ class Store:
         self.scripts = Scripts(redis)
         self.min_replicas = min_replicas
         self.wait_ms = wait_ms
+        self._batched_ingest = ScriptBatcher(redis, self.scripts["ingest"])
 
     async def record(
         self, arrival: Arrival, flow: AggregateFlow, route: Route, max_pending: int
@@ -101,7 +103,7 @@ class Store:
 
     async def _ingest(self, keys: list[str], args: list[Any]) -> list[Any]:
         if not self.min_replicas:
-            reply: list[Any] = await self.scripts["ingest"](keys=keys, args=args)
+            reply: list[Any] = await self._batched_ingest(keys, args)
             return reply
         # WAIT counts the replicas that hold this connection's writes: it must follow the
         # script on the same connection, hence a pipeline of the two.

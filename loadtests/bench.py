@@ -63,6 +63,7 @@ class Figures:
     p99_ms: float
     releases_per_s: float | None
     errors: int
+    percentiles_ms: dict[float, float]
 
 
 def cpus_split(server_cpus: int) -> tuple[set[int], set[int]]:
@@ -121,18 +122,15 @@ def service_releases(base: str) -> float:
     )
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+@dataclass
+class Run:
+    requests_per_s: float
+    requests: int
+    errors: int  # socket errors and non-2xx answers
+    percentiles_ms: dict[float, float]  # from branches.lua's done()
 
 
-def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
-    """Requests/s, p50 ms, p99 ms, errors (socket errors + non-2xx), requests."""
-
-    def percentile(label: str) -> float:
-        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if match is None:
-            raise ValueError(f"no {label}% latency in wrk's output:\n{output}")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-
+def parse_wrk(output: str) -> Run:
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
     if rate is None or total is None:
@@ -140,7 +138,10 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors += int(non_2xx.group(1)) if non_2xx else 0
-    return float(rate.group(1)), percentile("50"), percentile("99"), errors, int(total.group(1))
+    percentiles = {
+        float(p): int(us) / 1000 for p, us in re.findall(r"^percentile (\S+) (\d+)$", output, re.M)
+    }
+    return Run(float(rate.group(1)), int(total.group(1)), errors, percentiles)
 
 
 def wrk(
@@ -191,7 +192,7 @@ class Bench:
                 args.payload,
             )
         before = releases() if releases else 0.0
-        rate, p50, p99, errors, _ = wrk(
+        done = wrk(
             self.helper_cpus,
             base,
             args.duration,
@@ -201,7 +202,15 @@ class Bench:
             args.payload,
         )
         released = (releases() - before) / args.duration if releases else None
-        return Figures(target, rate, p50, p99, released, errors)
+        return Figures(
+            target,
+            done.requests_per_s,
+            done.percentiles_ms[50.0],
+            done.percentiles_ms[99.0],
+            released,
+            done.errors,
+            done.percentiles_ms,
+        )
 
     def app(self, module: str) -> AbstractContextManager[str]:
         port = free_port()
@@ -282,6 +291,10 @@ def median(figures: list[Figures]) -> Figures:
         statistics.median(f.p99_ms for f in figures),
         mid([f.releases_per_s for f in figures]),
         sum(f.errors for f in figures),
+        {
+            p: statistics.median(f.percentiles_ms[p] for f in figures)
+            for p in figures[0].percentiles_ms
+        },
     )
 
 

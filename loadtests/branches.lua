@@ -41,3 +41,10 @@ function request()
     }
     return wrk.format("POST", "/flows/" .. flow .. "/branches/" .. branch, headers, body)
 end
+
+-- The latency distribution, for loadtests.bench: "percentile <p> <microseconds>" lines.
+function done(summary, latency, requests)
+    for _, p in ipairs({10, 25, 50, 75, 90, 95, 99, 99.9}) do
+        io.write(string.format("percentile %g %d\n", p, latency:percentile(p)))
+    end
+end

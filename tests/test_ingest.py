@@ -392,11 +392,11 @@ async def test_batch_outcomes_in_order_and_429_midway(redis_url: str) -> None:
         assert full.status_code == 429
         async with app_client(make_settings(redis_url, COUNT, shards=1)) as roomy:
             response = await roomy.post("/flows/count", **request)
+            [letter] = await eventually(lambda: dead_letters(redis_url))
     assert (response.status_code, response.content) == (202, b"")
     assert (
         response.headers["aggregation-outcome"] == "duplicate,duplicate,duplicate,pending,complete"
     )
-    [letter] = await eventually(lambda: dead_letters(redis_url))
     assert letter.correlation_id == "a"
 
 

@@ -47,3 +47,12 @@ def test_the_loopback_benchmark_runs(tmp_path: Path) -> None:
         assert rows["floor"]["ratio"] == 1.0
         # Every target that aggregates released something: four branches make a release.
         assert all(rows[t]["releases_per_s"] > 0 for t in ("naive", "sink", "reply"))
+        assert all(row["percentiles_ms"]["99.0"] >= row["p50_ms"] > 0 for row in rows.values())
+    plotted = subprocess.run(
+        [sys.executable, "-m", "loadtests.plot", "--latency", str(figures),
+         "--pending", str(figures), "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert plotted.returncode == 0, plotted.stderr
+    for name in ("latency.png", "pending.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")

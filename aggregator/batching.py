@@ -1,0 +1,67 @@
+"""The ingest script calls of concurrent requests, sent as one pipeline per turn of the event
+loop. Redis still runs one script per event; what the batch saves is redis-py's own work per
+command (a pool checkout, a retry wrapper, a write and a read of its own), which costs about
+as much as the rest of a request (docs/benchmarks.md)."""
+
+import asyncio
+from typing import Any
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from aggregator.redis_client import Client
+
+Call = tuple[list[str], list[Any], "asyncio.Future[Any]"]
+
+
+class ScriptBatcher:
+    def __init__(self, redis: "Client", script: AsyncScript) -> None:
+        self.redis = redis
+        self.script = script
+        self._queue: list[Call] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append((keys, args, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        # A task of its own: a request that goes away must not take the others' calls along.
+        task = asyncio.ensure_future(self._run(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _run(self, batch: list[Call]) -> None:
+        try:
+            replies = await self._execute(batch)
+        except Exception as exc:  # every caller hears of it, whatever it is
+            replies = [exc] * len(batch)
+        for (_, _, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _execute(self, batch: list[Call]) -> list[Any]:
+        replies = await self._pipeline(batch)
+        missing = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            # Redis lost its scripts (a restart): load it, then send again only what did not run.
+            await self.redis.script_load(self.script.script)
+            again = await self._pipeline([batch[n] for n in missing])
+            for n, reply in zip(missing, again, strict=True):
+                replies[n] = reply
+        return replies
+
+    async def _pipeline(self, batch: list[Call]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args, _ in batch:
+                pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
