@@ -1,7 +1,7 @@
-"""The ingest script calls of concurrent requests, sent as one pipeline per turn of the event
-loop. Redis still runs one script per event; what the batch saves is redis-py's own work per
-command (a pool checkout, a retry wrapper, a write and a read of its own), which costs about
-as much as the rest of a request (docs/benchmarks.md)."""
+"""Script calls made concurrently (ingest by requests, settle by deliveries), sent as one
+pipeline per turn of the event loop. Redis still runs one script per call; what the batch
+saves is redis-py's own work per command (a pool checkout, a retry wrapper, a write and a
+read of its own), which costs about as much as the rest of a request (docs/benchmarks.md)."""
 
 import asyncio
 from typing import Any

@@ -70,7 +70,11 @@ class Dispatcher:
             free = self.settings.dispatch_concurrency - len(self._held)
             entries = await self.outbox.read(self.consumer, free, shards) if free > 0 else []
             if len(entries) >= free:
-                self._due = None  # more may wait anywhere: look everywhere once a slot frees
+                # More may wait where this read looked (and only there): look again.
+                if shards is None:
+                    self._due = None
+                elif self._due is not None:
+                    self._due |= shards
             now = time.monotonic()
             if free > len(entries) and now - self._last_reclaim >= visibility / 2:
                 self._last_reclaim = now
@@ -137,7 +141,10 @@ class Dispatcher:
             log.exception("outbox entry left for a retry", entry=entry.id)
         finally:
             self._held.pop((entry.shard, entry.id), None)
-            self._wake.set()  # a free slot: read more now
+            # Read more once half the slots are free: a read per finished delivery would cost
+            # a stream read per release, for one or two entries each.
+            if len(self._held) <= self.settings.dispatch_concurrency // 2:
+                self._wake.set()
 
     async def _outcome(self, entry: Entry) -> DeadLetter | None:
         """Deliver the entry's event; return the dead letter to keep, or None."""

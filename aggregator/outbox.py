@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
 
+from aggregator.batching import ScriptBatcher
 from aggregator.keys import Keyspace
 from aggregator.redis_client import Client
 from aggregator.scripts import Scripts
@@ -41,6 +42,8 @@ class Outbox:
         self.redis = redis
         self.keyspace = keyspace
         self.scripts = scripts
+        # Deliveries finish together under load: their settles share a pipeline.
+        self._settle = ScriptBatcher(redis, scripts["settle"])
 
     async def ensure_groups(self) -> None:
         """Create the group on every shard's stream, from the start (entries written before
@@ -107,7 +110,7 @@ class Outbox:
         retention_ms: int,
     ) -> None:
         letter_id, payload = dead_letter or ("", b"")
-        await self.scripts["settle"](
+        await self._settle(
             keys=[
                 self.keyspace.outbox(entry.shard),
                 self.keyspace.dead_letters(entry.shard),

@@ -7,10 +7,12 @@ side by side in one run, driven by wrk on pinned CPUs.
 
 Targets: (a) `floor` a bare Starlette endpoint that reads the body and answers 202; (b)
 `naive` the in-memory toy (loadtests/naive.py); (c) `sink` the service releasing to a local
-sink; (d) `reply` the service answering the completing request with the aggregated event.
-Each serves on the server CPUs alone (uvloop, httptools, no access log, like `aggregator
-serve`); Redis, the sink and wrk share the other CPUs. Rounds interleave the targets; the
-report gives the median of rounds and every figure as a ratio to (a) of the same run.
+sink; (d) `reply` the service answering the completing request with the aggregated event;
+and, to explain the distance between them, `durable`: the floor plus one Redis script call
+per request (loadtests/floor.py). Each serves on the server CPUs alone (uvloop, httptools, no
+access log, like `aggregator serve`); Redis, the sink and wrk share the other CPUs. Rounds
+interleave the targets; the report gives the median of rounds and every figure as a ratio to
+(a) of the same run.
 """
 
 import argparse
@@ -19,39 +21,22 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
-import redis
-import yaml
 
-from aggregator.embedded_redis import RedisServer, free_port
 from aggregator.flows import AggregateFlow
+from loadtests.machine import Machine, pinned
 from loadtests.preload import preload
 
 HERE = Path(__file__).parent
-UVICORN = [
-    "-m",
-    "uvicorn",
-    "--host",
-    "127.0.0.1",
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--no-access-log",
-    "--log-level",
-    "warning",
-]
 FLOW = {"name": "bench", "expected_branches": 4, "timeout": "1h"}
 
 
@@ -64,49 +49,6 @@ class Figures:
     releases_per_s: float | None
     errors: int
     percentiles_ms: dict[float, float]
-
-
-def cpus_split(server_cpus: int) -> tuple[set[int], set[int]]:
-    """The first `server_cpus` CPUs serve; the rest (or the last one, on a small machine)
-    run Redis, the sink and wrk."""
-    cpus = sorted(os.sched_getaffinity(0))
-    server = set(cpus[:server_cpus])
-    helpers = set(cpus[server_cpus:]) or {cpus[-1]}
-    return server, helpers
-
-
-def pinned(cpus: set[int], command: list[str]) -> list[str]:
-    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{process.args} did not listen on {port} within {timeout}s")
-
-
-@contextmanager
-def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
-    # Output goes where a log collector would take it: away, at the cost of writing it.
-    process = subprocess.Popen(
-        command, env={**os.environ, **(env or {})}, cwd=HERE.parent, stdout=subprocess.DEVNULL
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def get_json(url: str) -> dict[str, object]:
@@ -170,11 +112,9 @@ def wrk(
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+    def __init__(self, args: argparse.Namespace, machine: Machine) -> None:
         self.args = args
-        self.folder = folder
-        self.server_cpus, self.helper_cpus = cpus_split(args.server_cpus)
-        self.redis = RedisServer(folder / "redis", "--save", "", "--appendonly", "no")
+        self.machine = machine
         self.runs = 0
 
     def measure(self, target: str, base: str, releases: Callable[[], float] | None) -> Figures:
@@ -183,7 +123,7 @@ class Bench:
         run = f"r{os.getpid()}x{self.runs}"
         if args.warmup:
             wrk(
-                self.helper_cpus,
+                self.machine.helper_cpus,
                 base,
                 args.warmup,
                 args.connections,
@@ -193,7 +133,7 @@ class Bench:
             )
         before = releases() if releases else 0.0
         done = wrk(
-            self.helper_cpus,
+            self.machine.helper_cpus,
             base,
             args.duration,
             args.connections,
@@ -212,62 +152,24 @@ class Bench:
             done.percentiles_ms,
         )
 
-    def app(self, module: str) -> AbstractContextManager[str]:
-        port = free_port()
-        command = pinned(self.server_cpus, [sys.executable, *UVICORN, "--port", str(port), module])
-        return running(command, port)
-
     def service(self, delivery: str, sink: str) -> AbstractContextManager[str]:
         """The service with the bench flow; in reply mode the sink only takes timeouts."""
-        flow = {
-            **FLOW,
-            "expected_branches": self.args.branches,
-            "delivery": delivery,
-            "sink": f"{sink}/",
-        }
-        flows = self.folder / f"flows-{delivery}.yaml"
-        flows.write_text(yaml.safe_dump({"flows": [flow]}))
-        port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "aggregator",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(self.args.workers),
-        ]
-        env = {
-            "AGGREGATOR_REDIS_URL": self.redis_url,
-            "AGGREGATOR_FLOWS_FILE": str(flows),
-            "AGGREGATOR_LOG_LEVEL": self.args.log_level,
-        }
-        return running(pinned(self.server_cpus, command), port, env)
+        flow = {**FLOW, "expected_branches": self.args.branches, "delivery": delivery}
+        return self.machine.service({**flow, "sink": f"{sink}/"})
 
     def one(self, target: str) -> Figures:
-        if target == "floor":
-            with self.app("loadtests.floor:app") as base:
+        if target in ("floor", "durable"):
+            with self.machine.app(
+                f"loadtests.floor:{'app' if target == 'floor' else 'durable'}"
+            ) as base:
                 return self.measure(target, base, None)
         if target == "naive":
-            with self.app("loadtests.naive:app") as base:
+            with self.machine.app("loadtests.naive:app") as base:
                 return self.measure(
                     target, base, lambda: float(str(get_json(f"{base}/stats")["released"]))
                 )
-        sink_port = free_port()
-        sink_command = pinned(
-            self.helper_cpus,
-            [sys.executable, *UVICORN, "--port", str(sink_port), "loadtests.sink:app"],
-        )
-        with running(sink_command, sink_port) as sink, self.service(target, sink) as base:
+        with self.machine.sink() as sink, self.service(target, sink) as base:
             return self.measure(target, base, lambda: service_releases(base))
-
-    def start_redis(self) -> None:
-        self.redis_url = self.redis.start()
-        pid = int(redis.Redis.from_url(self.redis_url).info("server")["process_id"])
-        os.sched_setaffinity(pid, self.helper_cpus)
 
     def rounds(self, targets: list[str]) -> dict[str, list[Figures]]:
         found: dict[str, list[Figures]] = {t: [] for t in targets}
@@ -328,7 +230,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--payload", type=int, default=512, help="bytes of each branch body")
-    parser.add_argument("--only", default="floor,naive,sink,reply", help="targets, comma list")
+    parser.add_argument(
+        "--only", default="floor,naive,sink,reply,durable", help="targets, comma list"
+    )
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--server-cpus", type=int, default=1)
     parser.add_argument("--pending", default="0", help="pending aggregations before each set")
@@ -340,27 +244,31 @@ def main() -> None:
     targets = args.only.split(",")
     every: dict[str, object] = {"args": {k: str(v) for k, v in vars(args).items()}, "sets": []}
     with tempfile.TemporaryDirectory(prefix="aggregator-bench-") as folder:
-        bench = Bench(args, Path(folder))
-        bench.start_redis()
+        machine = Machine(
+            Path(folder),
+            server_cpus=args.server_cpus,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+        bench = Bench(args, machine)
         try:
             for pending in (int(p) for p in args.pending.split(",")):
-                client = redis.Redis.from_url(bench.redis_url)
-                client.flushall()
+                machine.client.flushall()
                 if pending:
                     flow = AggregateFlow.model_validate(FLOW)
-                    took = asyncio.run(preload(bench.redis_url, flow, pending))
+                    took = asyncio.run(preload(machine.url, flow, pending))
                     print(
                         f"preloaded {pending} pending aggregations in {took:.1f}s", file=sys.stderr
                     )
                 where = (
-                    f"server CPUs {sorted(bench.server_cpus)}, others {sorted(bench.helper_cpus)}"
+                    f"server CPUs {sorted(machine.server_cpus)}, "
+                    f"others {sorted(machine.helper_cpus)}"
                 )
                 print(f"\npending aggregations: {pending}, {where}, workers {args.workers}")
                 rows = report(bench.rounds(targets), targets[0])
                 every["sets"].append({"pending": pending, "rows": rows})  # type: ignore[attr-defined]
-                client.close()
         finally:
-            bench.redis.stop()
+            machine.stop()
     if args.json:
         args.json.write_text(json.dumps(every, indent=2))
 

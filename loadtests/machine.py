@@ -1,0 +1,122 @@
+"""The loopback set-up the benchmark runners share: a private Redis (no persistence), the CPUs
+split between the server under test and everything else, and starters for the service, a
+sink and plain uvicorn apps, each pinned to its CPUs."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+
+from aggregator.embedded_redis import RedisServer, free_port
+
+ROOT = Path(__file__).parent.parent
+UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop", "--http", "httptools",
+           "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
+def cpus_split(server_cpus: int) -> tuple[set[int], set[int]]:
+    """The first `server_cpus` CPUs serve; the rest (or the last one, on a small machine)
+    run Redis, the sink and the load generator."""
+    cpus = sorted(os.sched_getaffinity(0))
+    server = set(cpus[:server_cpus])
+    helpers = set(cpus[server_cpus:]) or {cpus[-1]}
+    return server, helpers
+
+
+def pinned(cpus: set[int], command: list[str]) -> list[str]:
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{process.args} did not listen on {port} within {timeout}s")
+
+
+@contextmanager
+def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    # Output goes where a log collector would take it: away, at the cost of writing it.
+    process = subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Machine:
+    def __init__(
+        self, folder: Path, *, server_cpus: int = 1, workers: int = 1, log_level: str = "info"
+    ) -> None:
+        self.folder = folder
+        self.workers = workers
+        self.log_level = log_level
+        self.server_cpus, self.helper_cpus = cpus_split(server_cpus)
+        self.redis = RedisServer(folder / "redis", "--save", "", "--appendonly", "no")
+        self.url = self.redis.start()
+        self.client = redis.Redis.from_url(self.url)
+        os.sched_setaffinity(int(self.client.info("server")["process_id"]), self.helper_cpus)
+
+    @contextmanager
+    def sink(self) -> Iterator[str]:
+        port = free_port()
+        command = [sys.executable, *UVICORN, "--port", str(port), "loadtests.sink:app"]
+        with running(pinned(self.helper_cpus, command), port) as base:
+            yield base
+
+    @contextmanager
+    def app(self, module: str) -> Iterator[str]:
+        """A uvicorn app on the server CPUs (Redis at BENCH_REDIS_URL)."""
+        port = free_port()
+        command = pinned(self.server_cpus, [sys.executable, *UVICORN, "--port", str(port), module])
+        with running(command, port, {"BENCH_REDIS_URL": self.url}) as base:
+            yield base
+
+    @contextmanager
+    def service(self, flow: dict[str, Any]) -> Iterator[str]:
+        """`aggregator serve` with this one flow and default settings otherwise, but for
+        max_pending: a benchmark's backlog must not turn into backpressure (429)."""
+        flows = self.folder / f"flows-{flow['name']}.yaml"
+        flows.write_text(yaml.safe_dump({"flows": [flow]}))
+        port = free_port()
+        command = [sys.executable, "-m", "aggregator", "serve", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", str(self.workers)]  # fmt: skip
+        env = {
+            "AGGREGATOR_REDIS_URL": self.url,
+            "AGGREGATOR_FLOWS_FILE": str(flows),
+            "AGGREGATOR_LOG_LEVEL": self.log_level,
+            "AGGREGATOR_MAX_PENDING": str(10**9),
+        }
+        with running(pinned(self.server_cpus, command), port, env) as base:
+            yield base
+
+    def total(self, command: str, keys: list[str]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command(command, key)
+        return sum(pipe.execute())
+
+    def stop(self) -> None:
+        self.client.close()
+        self.redis.stop()
