@@ -51,7 +51,7 @@ def pending(figures: dict[str, Any], out: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("pending aggregations in Redis (0 plotted at 1)")
     ax.set_ylabel("requests/s")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(rates) * 1.3)  # room for the labels above the points
     ax.grid(True, which="both", alpha=0.3)
     for level, rate, ratio in zip(levels, rates, ratios, strict=True):
         if ratio is not None:
