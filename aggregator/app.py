@@ -1,6 +1,7 @@
 """The Starlette application: routes and the lifespan that owns the Redis client."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -94,6 +95,14 @@ async def openapi_endpoint(request: Request) -> Response:
     return JSONResponse(openapi.document())
 
 
+def _quiet_gc() -> None:
+    """Start-up's long-lived objects (modules, settings, clients) leave the collector's view,
+    and collections run less often: full collections walking them made the p99 of ingest
+    (45 ms against 11 ms with this, under load; docs/benchmarks.md)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     if settings is None:
         settings = load_config()
@@ -138,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable at start-up; not ready until it answers", error=str(exc))
         loops = [asyncio.create_task(sweeper.run()), asyncio.create_task(dispatcher.run())]
+        _quiet_gc()
         log.info("started", flows=[f.name for f in config.flows], consumer=dispatcher.consumer)
         try:
             yield
