@@ -8,6 +8,7 @@ from importlib.resources import files
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -172,5 +173,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *http_ingest.routes,
             *http_admin.routes,
         ],
+        middleware=[Middleware(http_ingest.IngestFastPath)],
         lifespan=lifespan,
     )
