@@ -219,10 +219,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backlog", type=int, default=100_000, help="due aggregations to sweep")
     parser.add_argument("--log-level", default="info", help="of the service")
+    parser.add_argument(
+        "--redis-arg",
+        action="append",
+        default=[],
+        help="passed to redis-server, e.g. --redis-arg=--hash-max-listpack-value --redis-arg=1024",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="aggregator-costs-") as folder:
-        machine = Machine(Path(folder), log_level=args.log_level)
+        machine = Machine(Path(folder), log_level=args.log_level, redis_args=tuple(args.redis_arg))
         try:
             found = {
                 "args": {k: str(v) for k, v in vars(args).items()},

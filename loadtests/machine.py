@@ -67,13 +67,19 @@ def running(command: list[str], port: int, env: dict[str, str] | None = None) ->
 
 class Machine:
     def __init__(
-        self, folder: Path, *, server_cpus: int = 1, workers: int = 1, log_level: str = "info"
+        self,
+        folder: Path,
+        *,
+        server_cpus: int = 1,
+        workers: int = 1,
+        log_level: str = "info",
+        redis_args: tuple[str, ...] = (),
     ) -> None:
         self.folder = folder
         self.workers = workers
         self.log_level = log_level
         self.server_cpus, self.helper_cpus = cpus_split(server_cpus)
-        self.redis = RedisServer(folder / "redis", "--save", "", "--appendonly", "no")
+        self.redis = RedisServer(folder / "redis", "--save", "", "--appendonly", "no", *redis_args)
         self.url = self.redis.start()
         self.client = redis.Redis.from_url(self.url)
         os.sched_setaffinity(int(self.client.info("server")["process_id"]), self.helper_cpus)
