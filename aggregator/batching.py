@@ -39,6 +39,10 @@ class ScriptBatcher:
     async def _run(self, batch: list[Call]) -> None:
         try:
             replies = await self._execute(batch)
+        except asyncio.CancelledError:
+            for _, _, future in batch:  # shutting down: no caller waits for ever
+                future.cancel()
+            raise
         except Exception as exc:  # every caller hears of it, whatever it is
             replies = [exc] * len(batch)
         for (_, _, future), reply in zip(batch, replies, strict=True):
