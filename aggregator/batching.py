@@ -7,17 +7,30 @@ import asyncio
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from aggregator.redis_client import Client
 
 Call = tuple[list[str], list[Any], "asyncio.Future[Any]"]
 
 
+class NotReplicated(RedisError):
+    """The write reached the master but not enough replicas in time: a failover could lose
+    it, so it is not acknowledged. Retrying is safe: ingest is idempotent."""
+
+
 class ScriptBatcher:
-    def __init__(self, redis: "Client", script: AsyncScript) -> None:
+    """With `min_replicas`, each batch ends with `WAIT min_replicas wait_ms`: WAIT counts the
+    replicas holding this connection's writes, so one after the batch, on its connection,
+    covers every call in it; when too few answer, each call fails with NotReplicated."""
+
+    def __init__(
+        self, redis: "Client", script: AsyncScript, min_replicas: int = 0, wait_ms: int = 0
+    ) -> None:
         self.redis = redis
         self.script = script
+        self.min_replicas = min_replicas
+        self.wait_ms = wait_ms
         self._queue: list[Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -68,4 +81,15 @@ class ScriptBatcher:
         async with self.redis.pipeline(transaction=False) as pipe:
             for keys, args, _ in batch:
                 pipe.evalsha(self.script.sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
+            if self.min_replicas:
+                pipe.wait(self.min_replicas, self.wait_ms)
+            replies = list(await pipe.execute(raise_on_error=False))
+        if not self.min_replicas:
+            return replies
+        replicas = replies.pop()
+        if isinstance(replicas, Exception):
+            raise replicas
+        if replicas >= self.min_replicas:
+            return replies
+        refused = NotReplicated(f"{replicas} of {self.min_replicas} replicas confirmed the write")
+        return [reply if isinstance(reply, Exception) else refused for reply in replies]

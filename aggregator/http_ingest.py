@@ -10,6 +10,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator import metrics, observe, tracing
+from aggregator.batching import NotReplicated
 from aggregator.cloudevent import CloudEvent
 from aggregator.codec import body_of, decode, encode_binary
 from aggregator.delivery import prefers_reply, release_route
@@ -21,7 +22,6 @@ from aggregator.release import aggregated_event
 from aggregator.responses import problem
 from aggregator.runtime import Runtime, runtime
 from aggregator.sources import value_in
-from aggregator.store import NotReplicated
 
 log = get_logger(__name__)
 OUTCOME = "Aggregation-Outcome"

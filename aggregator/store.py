@@ -4,9 +4,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
-
 from aggregator.batching import ScriptBatcher
 from aggregator.delivery import Route
 from aggregator.flows import AggregateFlow
@@ -58,11 +55,6 @@ class Expired:
     latency_ms: int  # first arrival to release
 
 
-class NotReplicated(RedisError):
-    """The write reached the master but not enough replicas in time: a failover could lose
-    it, so it is not acknowledged. Retrying is safe: ingest is idempotent."""
-
-
 class Store:
     def __init__(
         self, redis: "Client", keyspace: Keyspace, min_replicas: int = 0, wait_ms: int = 0
@@ -70,15 +62,13 @@ class Store:
         self.redis = redis
         self.keyspace = keyspace
         self.scripts = Scripts(redis)
-        self.min_replicas = min_replicas
-        self.wait_ms = wait_ms
-        self._batched_ingest = ScriptBatcher(redis, self.scripts["ingest"])
+        self._ingest = ScriptBatcher(redis, self.scripts["ingest"], min_replicas, wait_ms)
 
     async def record(
         self, arrival: Arrival, flow: AggregateFlow, route: Route, max_pending: int
     ) -> Recorded:
         keys = arrival.keys
-        reply = await self._ingest(
+        reply: list[Any] = await self._ingest(
             keys=[keys.state, keys.deadlines, keys.outbox, keys.flow_index],
             args=[
                 arrival.event_field,
@@ -100,21 +90,6 @@ class Store:
         release = Release.from_fields(reply[1]) if len(reply) > 1 and reply[1] else None
         latency = int(reply[3]) - int(reply[2]) if outcome == "complete" else 0
         return Recorded(outcome, release, latency)
-
-    async def _ingest(self, keys: list[str], args: list[Any]) -> list[Any]:
-        if not self.min_replicas:
-            reply: list[Any] = await self._batched_ingest(keys, args)
-            return reply
-        # WAIT counts the replicas that hold this connection's writes: it must follow the
-        # script on the same connection, hence a pipeline of the two.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            assert isinstance(pipe, Pipeline)  # the settings refuse min_replicas on a cluster
-            await self.scripts["ingest"](keys=keys, args=args, client=pipe)
-            pipe.wait(self.min_replicas, self.wait_ms)
-            reply, replicas = await pipe.execute()
-        if replicas < self.min_replicas:
-            raise NotReplicated(f"{replicas} of {self.min_replicas} replicas confirmed the write")
-        return list(reply)
 
     async def due(self, now_ms: int, limit: int) -> dict[int, list[str]]:
         """Members whose deadline has passed, per shard (at most `limit` each)."""
