@@ -12,7 +12,6 @@ Rounds alternate (a) and (b); the report gives each median and (b)/(a).
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,23 +30,7 @@ from aggregator.release import Release, aggregated_event, record_of
 from aggregator.sender import Sender, request_of, session
 from aggregator.settings import Settings
 from aggregator.store import Arrival, Store
-
-
-def start_sink() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "loadtests.sink:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/stats", timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("the sink did not start")
+from loadtests.machine import UVICORN, running
 
 
 async def baseline(
@@ -123,31 +106,32 @@ async def main() -> None:
     parser.add_argument("--releases", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    sink_process, sink = start_sink()
-    try:
-        with tempfile.TemporaryDirectory() as directory, RedisServer(Path(directory)) as server:
-            settings = Settings(
-                redis_url=server.url,
-                flows=[{"name": "bench", "expected_branches": 1, "sink": f"{sink}/sink"}],
+    port = free_port()
+    sink_command = [sys.executable, *UVICORN, "--port", str(port), "loadtests.sink:app"]
+    with (
+        running(sink_command, port) as sink,
+        tempfile.TemporaryDirectory() as directory,
+        RedisServer(Path(directory)) as server,
+    ):
+        settings = Settings(
+            redis_url=server.url,
+            flows=[{"name": "bench", "expected_branches": 1, "sink": f"{sink}/sink"}],
+        )
+        flow = settings.flows[0]
+        assert isinstance(flow, AggregateFlow)
+        redis = Redis.from_url(server.url)
+        # The event the baseline posts: an aggregated event of the same size.
+        event = aggregated_event(
+            Release("bench", "sample", "complete", 0, 0, 1, (), None, None), flow, {}
+        )
+        a, b = [], []
+        for round_ in range(args.rounds):
+            a.append(
+                await baseline(sink, event, flow, args.releases, settings.dispatch_concurrency)
             )
-            flow = settings.flows[0]
-            assert isinstance(flow, AggregateFlow)
-            redis = Redis.from_url(server.url)
-            # The event the baseline posts: an aggregated event of the same size.
-            event = aggregated_event(
-                Release("bench", "sample", "complete", 0, 0, 1, (), None, None), flow, {}
-            )
-            a, b = [], []
-            for round_ in range(args.rounds):
-                a.append(
-                    await baseline(sink, event, flow, args.releases, settings.dispatch_concurrency)
-                )
-                b.append(await dispatcher_round(settings, redis, sink, args.releases, f"r{round_}"))
-                await redis.flushall()
-            await redis.aclose()
-    finally:
-        sink_process.terminate()
-        sink_process.wait()
+            b.append(await dispatcher_round(settings, redis, sink, args.releases, f"r{round_}"))
+            await redis.flushall()
+        await redis.aclose()
     ma, mb = statistics.median(a), statistics.median(b)
     print(f"releases per round: {args.releases}, rounds: {args.rounds}")
     print(f"(a) baseline HTTP POSTs/s:   median {ma:8.0f}  rounds {[round(x) for x in a]}")
