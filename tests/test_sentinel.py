@@ -36,20 +36,6 @@ def sentinel_settings(sentinels: list[str], flow: dict[str, Any], **options: Any
     )
 
 
-async def post_until_taken(
-    client: httpx.AsyncClient, correlation: str, source: str, within: float = 30
-) -> httpx.Response:
-    """Post one branch until Redis takes it, as Knative's retries would: 503 while the client
-    learns the new master."""
-    async with asyncio.timeout(within):
-        while True:
-            response = await client.post(
-                "/flows/pair", **binary({}, correlationid=correlation, source=source)
-            )
-            if response.status_code != 503:
-                return response
-
-
 async def test_ingest_survives_a_sentinel_failover(tmp_path: Path) -> None:
     group = LocalSentinel(tmp_path)
     try:
@@ -60,7 +46,8 @@ async def test_ingest_survives_a_sentinel_failover(tmp_path: Path) -> None:
             old_master = group.master_port()
             group.failover()
             assert group.master_port() != old_master
-            response = await post_until_taken(client, "c", "/b")
+            async with asyncio.timeout(30):
+                response = await Load(client).send("c", "/b")
         assert response.status_code == 200
         assert response.headers["aggregation-outcome"] == "complete"
         assert response.headers["ce-branchcount"] == "2"  # the branch from before the failover
@@ -102,6 +89,8 @@ class Load:
             self.outcomes[correlation] = response.headers["aggregation-outcome"]
 
     async def send(self, correlation: str, source: str) -> httpx.Response:
+        """Post one branch until Redis takes it, as Knative's retries would: 503 while the
+        client learns the new master."""
         while True:
             response = await self.client.post(
                 "/flows/pair", **binary({}, correlationid=correlation, source=source)
@@ -120,7 +109,8 @@ class Load:
             await eventually(lambda: len(self.outcomes) >= done + after, within=30)
         finally:
             self.stop.set()
-            await asyncio.gather(*workers)
+            # Bounded: a service that never takes writes again would keep them retrying.
+            await asyncio.wait_for(asyncio.gather(*workers), 30)
 
 
 def released(sink: Sink) -> dict[str, list[str]]:
