@@ -7,6 +7,7 @@ import time
 import redis.asyncio
 
 from aggregator.cloudevent import CloudEvent
+from aggregator.codec import decode
 from aggregator.delivery import Route
 from aggregator.flows import AggregateFlow
 from aggregator.ingest import prepare
@@ -17,17 +18,17 @@ CONCURRENCY = 64  # one connection each
 
 
 def branch_event(correlation: str, branch: int, payload: bytes) -> CloudEvent:
-    return CloudEvent(
-        {
-            "specversion": "1.0",
-            "id": f"{correlation}/b{branch}",
-            "source": f"/bench/b{branch}",
-            "type": "com.example.bench.result",
-            "correlationid": correlation,
-            "datacontenttype": "application/json",
-        },
-        data_json=payload,
-    )
+    """As loadtests/branches.lua sends it, read by the service's own codec."""
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": f"{correlation}/b{branch}",
+        "ce-source": f"/bench/b{branch}",
+        "ce-type": "com.example.bench.result",
+        "ce-correlationid": correlation,
+        "content-type": "application/json",
+    }
+    [event], _ = decode([(k.encode(), v.encode()) for k, v in headers.items()], payload)
+    return event
 
 
 def payload_of(size: int) -> bytes:
