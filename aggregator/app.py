@@ -78,7 +78,7 @@ async def metrics_endpoint(request: Request) -> Response:
             await rt.dead_letters.count(),
         )
     except (RedisError, OSError):
-        metrics.REDIS_ERRORS.labels("metrics").inc()
+        metrics.labelled(metrics.REDIS_ERRORS, "metrics").inc()
         gauges = None
     body, media_type = metrics.exposition(gauges)
     return Response(body, media_type=media_type)

@@ -85,7 +85,7 @@ class Dispatcher:
                 self._last_keep = now
                 await self.outbox.keep(self.consumer, list(self._held.values()))
         except (RedisError, OSError) as exc:
-            metrics.REDIS_ERRORS.labels("dispatch").inc()
+            metrics.labelled(metrics.REDIS_ERRORS, "dispatch").inc()
             log.warning("outbox unreachable", error=str(exc))
             entries, self._due = [], None
         except Exception:
@@ -135,7 +135,7 @@ class Dispatcher:
                 ms(self.settings.dead_letter_retention),
             )
         except (RedisError, OSError) as exc:
-            metrics.REDIS_ERRORS.labels("dispatch").inc()
+            metrics.labelled(metrics.REDIS_ERRORS, "dispatch").inc()
             log.warning("outbox entry left for a retry", entry=entry.id, error=str(exc))
         except Exception:
             log.exception("outbox entry left for a retry", entry=entry.id)
@@ -180,7 +180,7 @@ class Dispatcher:
                 )
             dead_sent = await self.sender.send(flow.dead_letter_sink, failed, flow)
             if dead_sent.delivered:
-                metrics.DEAD_LETTERS.labels(flow.name, "dead_letter_sink").inc()
+                metrics.labelled(metrics.DEAD_LETTERS, flow.name, "dead_letter_sink").inc()
                 return None
         return self._letter(entry, release, flow=flow, reason=reason, sent=sent)
 
@@ -193,7 +193,7 @@ class Dispatcher:
         reason: str,
         sent: Sent | None,
     ) -> DeadLetter:
-        metrics.DEAD_LETTERS.labels(release.flow, "store").inc()
+        metrics.labelled(metrics.DEAD_LETTERS, release.flow, "store").inc()
         stand_in = flow or AggregateFlow(name=release.flow, expected_branches=release.expected)
         return DeadLetter(
             id=letter_id(entry.shard, entry.id),

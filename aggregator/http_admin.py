@@ -58,7 +58,7 @@ def guarded(endpoint: Endpoint) -> Endpoint:
         except Rejected as exc:
             return problem(exc.status, exc.detail)
         except (RedisError, OSError):
-            metrics.REDIS_ERRORS.labels("admin").inc()
+            metrics.labelled(metrics.REDIS_ERRORS, "admin").inc()
             return problem(503, "Redis is unavailable", {"Retry-After": "1"})
 
     return handle

@@ -53,7 +53,7 @@ def _unknown_flow(name: str, kind: str) -> Response:
 def _redis_down(
     operation: str, detail: str = "Redis is unavailable; nothing was stored"
 ) -> Response:
-    metrics.REDIS_ERRORS.labels(operation).inc()
+    metrics.labelled(metrics.REDIS_ERRORS, operation).inc()
     return problem(503, detail, {"Retry-After": REDIS_RETRY_AFTER})
 
 
@@ -69,7 +69,7 @@ async def _aggregate(
     started = time.perf_counter()
     response = await _aggregate_timed(request, rt, flow, path_branch, origin)
     if response.status_code < 500:
-        metrics.INGEST_LATENCY.labels(flow.name).observe(time.perf_counter() - started)
+        metrics.labelled(metrics.INGEST_LATENCY, flow.name).observe(time.perf_counter() - started)
     return response
 
 
@@ -106,7 +106,7 @@ async def _aggregate_timed(
                     {"Retry-After": FULL_RETRY_AFTER},
                 )
             outcomes.append("complete" if recorded.outcome == "replay" else recorded.outcome)
-            metrics.INGESTED.labels(flow.name, outcomes[-1]).inc()
+            metrics.labelled(metrics.INGESTED, flow.name, outcomes[-1]).inc()
             log.debug(
                 "ingested",
                 correlation_id=arrival.correlation_id,

@@ -97,16 +97,18 @@ class Sender:
                     status, body = response.status, await response.read()
                     hinted = retry_after(response.headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                metrics.DELIVERY_ATTEMPTS.labels(flow.name, "error").inc()
+                metrics.labelled(metrics.DELIVERY_ATTEMPTS, flow.name, "error").inc()
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 last = Sent(False, attempt, error=error[:500])
                 wait = 0.0
             else:
                 if 200 <= status < 300:
-                    metrics.DELIVERY_ATTEMPTS.labels(flow.name, "delivered").inc()
+                    metrics.labelled(metrics.DELIVERY_ATTEMPTS, flow.name, "delivered").inc()
                     return Sent(True, attempt, status)
                 final = not retryable(status)
-                metrics.DELIVERY_ATTEMPTS.labels(flow.name, "rejected" if final else "failed").inc()
+                metrics.labelled(
+                    metrics.DELIVERY_ATTEMPTS, flow.name, "rejected" if final else "failed"
+                ).inc()
                 last = Sent(False, attempt, status, body, f"HTTP {status}")
                 if final:
                     return last

@@ -58,7 +58,7 @@ class Sweeper:
             try:
                 await self.sweep()
             except (RedisError, OSError) as exc:
-                metrics.REDIS_ERRORS.labels("sweep").inc()
+                metrics.labelled(metrics.REDIS_ERRORS, "sweep").inc()
                 log.warning("sweep failed; next tick retries", error=str(exc))
             except Exception:
                 # The loop must outlive any surprise: a dead sweeper releases nothing.

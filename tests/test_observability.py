@@ -10,6 +10,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregator import metrics
 from tests.conftest import Serve
 from tests.support.app import app_client, binary, make_settings
 from tests.support.sink import eventually, wait_until
@@ -142,3 +143,10 @@ def test_logs_are_json_with_context_and_keep_secrets_out(
     assert "PAYLOAD-MARKER" not in output
     assert token not in output
     assert "wrong-token-also-secret" not in output
+
+
+def test_labelled_serves_the_child_that_labels_gives() -> None:
+    child = metrics.labelled(metrics.INGESTED, "some-flow", "pending")
+    assert child is metrics.INGESTED.labels("some-flow", "pending")
+    assert metrics.labelled(metrics.INGESTED, "some-flow", "pending") is child
+    assert metrics.labelled(metrics.INGESTED, "some-flow", "late") is not child
