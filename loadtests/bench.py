@@ -1,14 +1,15 @@
 """The loopback benchmark: the service against an HTTP floor and a naive in-memory aggregator,
 side by side in one run, driven by wrk on pinned CPUs.
 
-    .venv/bin/python -m loadtests.bench                      # (a)-(d), 3 rounds of 10 s
+    .venv/bin/python -m loadtests.bench                      # (a)-(d) and more, 3 rounds of 10 s
     .venv/bin/python -m loadtests.bench --pending 0,10000,100000,1000000 --only sink
     .venv/bin/python -m loadtests.bench --workers 2 --only sink
 
 Targets: (a) `floor` a bare Starlette endpoint that reads the body and answers 202; (b)
-`naive` the in-memory toy (loadtests/naive.py); (c) `sink` the service releasing to a local
-sink; (d) `reply` the service answering the completing request with the aggregated event;
-and, to explain the distance between them, `durable`: the floor plus one Redis script call
+`naive` the in-memory toy (loadtests/naive.py), and `express` the same toy as people write
+it in Express (loadtests/express/toy.js); (c) `sink` the service releasing to a local sink;
+(d) `reply` the service answering the completing request with the aggregated event; and, to
+explain the distance between them, `durable`: the floor plus one Redis script call
 per request (loadtests/floor.py). Each serves on the server CPUs alone (uvloop, httptools, no
 access log, like `aggregator serve`); Redis, the sink and wrk share the other CPUs. Rounds
 interleave the targets; the report gives the median of rounds and every figure as a ratio to
@@ -163,8 +164,13 @@ class Bench:
                 f"loadtests.floor:{'app' if target == 'floor' else 'durable'}"
             ) as base:
                 return self.measure(target, base, None)
-        if target == "naive":
-            with self.machine.app("loadtests.naive:app") as base:
+        if target in ("naive", "express"):
+            toy = (
+                self.machine.express()
+                if target == "express"
+                else self.machine.app("loadtests.naive:app")
+            )
+            with toy as base:
                 return self.measure(
                     target, base, lambda: float(str(get_json(f"{base}/stats")["released"]))
                 )
@@ -231,7 +237,7 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--payload", type=int, default=512, help="bytes of each branch body")
     parser.add_argument(
-        "--only", default="floor,naive,sink,reply,durable", help="targets, comma list"
+        "--only", default="floor,naive,express,sink,reply,durable", help="targets, comma list"
     )
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--server-cpus", type=int, default=1)

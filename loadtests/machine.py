@@ -100,6 +100,18 @@ class Machine:
             yield base
 
     @contextmanager
+    def express(self) -> Iterator[str]:
+        """The Express toy (loadtests/express, `npm ci` by scripts/bootstrap --test) on the
+        server CPUs."""
+        toy = ROOT / "loadtests" / "express"
+        if not (toy / "node_modules").is_dir():
+            raise RuntimeError(f"the Express toy is not installed: npm ci --prefix {toy}")
+        port = free_port()
+        command = pinned(self.server_cpus, ["node", str(toy / "toy.js")])
+        with running(command, port, {"PORT": str(port)}) as base:
+            yield base
+
+    @contextmanager
     def service(self, flow: dict[str, Any]) -> Iterator[str]:
         """`aggregator serve` with this one flow and default settings otherwise, but for
         max_pending: a benchmark's backlog must not turn into backpressure (429)."""

@@ -45,11 +45,11 @@ def test_the_loopback_benchmark_runs(tmp_path: Path) -> None:
     assert [s["pending"] for s in sets] == [0, 200]
     for found in sets:
         rows = {row["target"]: row for row in found["rows"]}
-        assert list(rows) == ["floor", "naive", "sink", "reply", "durable"]
+        assert list(rows) == ["floor", "naive", "express", "sink", "reply", "durable"]
         assert all(row["errors"] == 0 and row["requests_per_s"] > 0 for row in rows.values())
         assert rows["floor"]["ratio"] == 1.0
         # Every target that aggregates released something: four branches make a release.
-        assert all(rows[t]["releases_per_s"] > 0 for t in ("naive", "sink", "reply"))
+        assert all(rows[t]["releases_per_s"] > 0 for t in ("naive", "express", "sink", "reply"))
         assert all(row["percentiles_ms"]["99.0"] >= row["p50_ms"] > 0 for row in rows.values())
     run_module(
         "loadtests.plot",
