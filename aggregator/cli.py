@@ -11,9 +11,11 @@ from pathlib import Path
 import orjson
 import uvicorn
 import yaml
+from uvicorn.supervisors import Multiprocess
 
 from aggregator.config import ConfigError, load_config
 from aggregator.embedded_redis import RedisServer, RedisServerError
+from aggregator.listener import SharedPort
 from aggregator.logs import configure_logging, get_logger
 from aggregator.settings import Settings
 
@@ -90,22 +92,31 @@ def _serve(args: argparse.Namespace) -> int:
     # `finally` so the embedded Redis is stopped too.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
+    config = uvicorn.Config(
+        "aggregator.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        # Half the shutdown budget for requests in flight; the lifespan gives the other
+        # half to deliveries under way.
+        timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds() / 2),
+        server_header=False,
+    )
     try:
-        uvicorn.run(
-            "aggregator.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            # Half the shutdown budget for requests in flight; the lifespan gives the other
-            # half to deliveries under way.
-            timeout_graceful_shutdown=int(settings.shutdown_timeout.total_seconds() / 2),
-            server_header=False,
-        )
+        if args.workers > 1:
+            port = SharedPort(args.host, args.port, config.backlog)
+            log.info("listening", address=f"{args.host}:{args.port}", workers=args.workers)
+            Multiprocess(config, sockets=[port]).run()
+        else:
+            server = uvicorn.Server(config)
+            server.run()
+            if not server.started:
+                return 3
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

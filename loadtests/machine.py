@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 import yaml
 
@@ -63,6 +64,13 @@ def running(command: list[str], port: int, env: dict[str, str] | None = None) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 class Machine:
@@ -127,6 +135,13 @@ class Machine:
             "AGGREGATOR_MAX_PENDING": str(10**9),
         }
         with running(pinned(self.server_cpus, command), port, env) as base:
+            # Ready, not just listening: with several workers the first one listens before the
+            # others, and connections made then would all be its own.
+            deadline = time.monotonic() + 30
+            while not ready(base):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the service at {base} was not ready within 30 s")
+                time.sleep(0.05)
             yield base
 
     def total(self, command: str, keys: list[str]) -> int:

@@ -1,5 +1,6 @@
 """`aggregator serve` as a real process: health, readiness, embedded Redis, shutdown."""
 
+import contextlib
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ import pytest
 from aggregator.cli import _parser
 from aggregator.embedded_redis import RedisServer
 from tests.conftest import Serve
+from tests.support.sink import wait_until
 
 DEMO_FLOWS = str(Path(__file__).parent.parent / "examples" / "document-analysis.yaml")
 
@@ -96,6 +98,58 @@ def test_several_workers(serve: Serve, redis_url: str) -> None:
     for _ in range(10):
         assert httpx.get(f"{service.base_url}/readyz").status_code == 200
     service.wait_for_line(lambda line: "Started parent process" in line)
+
+
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def tcp_sockets(port: int, state: str) -> set[int]:
+    """Inodes of the IPv4 sockets with this local port and state (/proc/net/tcp)."""
+    found = set()
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == state:
+            found.add(int(fields[9]))
+    return found
+
+
+def sockets_held(pid: int) -> set[int]:
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                held.add(int(target[8:-1]))
+    return held
+
+
+def test_each_worker_listens_for_itself_and_gets_its_share(serve: Serve, redis_url: str) -> None:
+    """With one shared socket a worker could take every connection (docs/benchmarks.md)."""
+    service = serve("--workers", "2", AGGREGATOR_REDIS_URL=redis_url)
+    service.wait_ready()
+    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
+    pids = [int(pid) for pid in children.read_text().split()]
+
+    def listening() -> list[int]:
+        sockets = tcp_sockets(service.port, LISTEN)
+        return [pid for pid in pids if sockets_held(pid) & sockets]
+
+    assert len(wait_until(lambda: len(listening()) == 2 and listening())) == 2
+    assert not sockets_held(service.process.pid) & tcp_sockets(service.port, LISTEN)
+    clients = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(32)]
+    try:
+
+        def shares() -> list[int]:
+            accepted = tcp_sockets(service.port, ESTABLISHED)
+            return [len(sockets_held(pid) & accepted) for pid in listening()]
+
+        found = wait_until(lambda: sum(shares()) == 32 and shares())
+        # The kernel hashes each connection to a socket: fewer than 4 of 32 on one of two
+        # is a chance of about 3 in a million.
+        assert min(found) >= 4, found
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_console_log_format(serve: Serve, redis_url: str) -> None:
