@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -34,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from aggregator.flows import AggregateFlow
-from loadtests.machine import Machine, pinned
+from loadtests.machine import Machine, cpu_seconds, pinned
 from loadtests.preload import preload
 
 HERE = Path(__file__).parent
@@ -50,6 +51,7 @@ class Figures:
     releases_per_s: float | None
     errors: int
     percentiles_ms: dict[float, float]
+    server_cores: float  # CPU the server under test used, in cores: its share of the machine
 
 
 def get_json(url: str) -> dict[str, object]:
@@ -133,6 +135,8 @@ class Bench:
                 args.payload,
             )
         before = releases() if releases else 0.0
+        port = int(base.rpartition(":")[2])
+        cpu_before, started = cpu_seconds(port), time.monotonic()
         done = wrk(
             self.machine.helper_cpus,
             base,
@@ -142,6 +146,7 @@ class Bench:
             args.branches,
             args.payload,
         )
+        cores = (cpu_seconds(port) - cpu_before) / (time.monotonic() - started)
         released = (releases() - before) / args.duration if releases else None
         return Figures(
             target,
@@ -151,6 +156,7 @@ class Bench:
             released,
             done.errors,
             done.percentiles_ms,
+            cores,
         )
 
     def service(self, delivery: str, sink: str) -> AbstractContextManager[str]:
@@ -203,6 +209,7 @@ def median(figures: list[Figures]) -> Figures:
             p: statistics.median(f.percentiles_ms[p] for f in figures)
             for p in figures[0].percentiles_ms
         },
+        statistics.median(f.server_cores for f in figures),
     )
 
 
@@ -210,15 +217,19 @@ def report(results: dict[str, list[Figures]], baseline: str) -> list[dict[str, o
     summary = {target: median(figures) for target, figures in results.items()}
     base = summary.get(baseline)
     rows = []
-    print("| target | requests/s | ratio | p50 ms | p99 ms | p99 ratio | releases/s | errors |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| target | requests/s | ratio | p50 ms | p99 ms | p99 ratio | releases/s | errors "
+        "| server cores |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for target, figures in summary.items():
         ratio = figures.requests_per_s / base.requests_per_s if base else None
         p99_ratio = figures.p99_ms / base.p99_ms if base else None
         releases = "-" if figures.releases_per_s is None else f"{figures.releases_per_s:.0f}"
         print(
             f"| {target} | {figures.requests_per_s:.0f} | {fmt(ratio)} | {figures.p50_ms:.2f} "
-            f"| {figures.p99_ms:.2f} | {fmt(p99_ratio)} | {releases} | {figures.errors} |"
+            f"| {figures.p99_ms:.2f} | {fmt(p99_ratio)} | {releases} | {figures.errors} "
+            f"| {figures.server_cores:.2f} |"
         )
         rows.append({**asdict(figures), "ratio": ratio, "p99_ratio": p99_ratio})
     return rows

@@ -2,6 +2,7 @@
 split between the server under test and everything else, and starters for the service, a
 sink and plain uvicorn apps, each pinned to its CPUs."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -64,6 +65,46 @@ def running(command: list[str], port: int, env: dict[str, str] | None = None) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
+
+
+def tcp_sockets(port: int, state: str) -> set[int]:
+    """Inodes of the TCP sockets with this local port in this state."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == state:
+                found.add(int(fields[9]))
+    return found
+
+
+def sockets_held(pid: int) -> set[int]:
+    """Inodes of the sockets a process has open; empty for one gone or not ours to read."""
+    held = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    held.add(int(target[8:-1]))
+    return held
+
+
+def cpu_seconds(port: int) -> float:
+    """CPU time used so far by the processes that listen on `port` (every worker of a server
+    with several)."""
+    listening = tcp_sockets(port, LISTEN)
+    used = 0.0
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit() or not sockets_held(int(process.name)) & listening:
+            continue
+        with contextlib.suppress(OSError):
+            stat = (process / "stat").read_text().rpartition(")")[2].split()
+            used += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return used
 
 
 def ready(base: str) -> bool:

@@ -51,6 +51,9 @@ def test_the_loopback_benchmark_runs(tmp_path: Path) -> None:
         # Every target that aggregates released something: four branches make a release.
         assert all(rows[t]["releases_per_s"] > 0 for t in ("naive", "express", "sink", "reply"))
         assert all(row["percentiles_ms"]["99.0"] >= row["p50_ms"] > 0 for row in rows.values())
+        # The CPU of each target's own processes is found: one core at most, as pinned.
+        cores = {target: row["server_cores"] for target, row in rows.items()}
+        assert all(0 < used <= 1.05 for used in cores.values()), cores
     run_module(
         "loadtests.plot",
         "--latency",

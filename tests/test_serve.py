@@ -1,6 +1,5 @@
 """`aggregator serve` as a real process: health, readiness, embedded Redis, shutdown."""
 
-import contextlib
 import json
 import os
 import socket
@@ -12,6 +11,7 @@ import pytest
 
 from aggregator.cli import _parser
 from aggregator.embedded_redis import RedisServer
+from loadtests.machine import ESTABLISHED, LISTEN, sockets_held, tcp_sockets
 from tests.conftest import Serve
 from tests.support.sink import wait_until
 
@@ -98,29 +98,6 @@ def test_several_workers(serve: Serve, redis_url: str) -> None:
     for _ in range(10):
         assert httpx.get(f"{service.base_url}/readyz").status_code == 200
     service.wait_for_line(lambda line: "Started parent process" in line)
-
-
-LISTEN, ESTABLISHED = "0A", "01"
-
-
-def tcp_sockets(port: int, state: str) -> set[int]:
-    """Inodes of the IPv4 sockets with this local port and state (/proc/net/tcp)."""
-    found = set()
-    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = row.split()
-        if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == state:
-            found.add(int(fields[9]))
-    return found
-
-
-def sockets_held(pid: int) -> set[int]:
-    held = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                held.add(int(target[8:-1]))
-    return held
 
 
 def test_each_worker_listens_for_itself_and_gets_its_share(serve: Serve, redis_url: str) -> None:
