@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import time
+from collections import Counter
 from dataclasses import replace
 
 from redis.exceptions import RedisError
@@ -19,7 +20,7 @@ from aggregator import metrics
 from aggregator.dead_letters import DeadLetter, error_extensions, letter_id
 from aggregator.flows import AggregateFlow
 from aggregator.logs import get_logger
-from aggregator.outbox import Entry, Outbox
+from aggregator.outbox import Entry, Outbox, stream_order
 from aggregator.release import Release, aggregated_event
 from aggregator.sender import Sender, Sent
 from aggregator.settings import Settings
@@ -35,23 +36,39 @@ class Dispatcher:
         self.sender = sender
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._wake = asyncio.Event()
-        # Shards to read at the next wake; None: all of them. A release nudges its own
-        # shard, so a busy ingest path costs one stream read per release, not one per shard.
-        self._due: set[int] | None = None
+        # Shards to read at the next wake, each with the newest entry a release nudged for
+        # (None: read it whatever it holds); None: all of them. A release nudges its own
+        # shard, so a busy ingest path costs at most a stream read per release, not one per
+        # shard; and none for an entry that a read has returned already.
+        self._due: dict[int, str | None] | None = None
         self._held: dict[tuple[int, str], Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._finished = asyncio.Event()  # run() has left its loop
         self._last_reclaim = self._last_keep = 0.0
 
-    def nudge(self, shard: int | None = None) -> None:
-        """A release was just written to the outbox (of `shard`, or of any shard): look now
-        rather than at the next tick."""
+    def nudge(self, shard: int | None = None, entry: str | None = None) -> None:
+        """A release was just written to the outbox (of `shard`, as `entry`, or of any shard):
+        look now rather than at the next tick."""
         if shard is None:
             self._due = None
-        elif self._due is not None:
-            self._due.add(shard)
+        elif entry is not None and self.outbox.returned(shard, entry):
+            return
+        else:
+            self._want(shard, entry)
         self._wake.set()
+
+    def _want(self, shard: int, entry: str | None) -> None:
+        if self._due is None:
+            return
+        if shard not in self._due:
+            self._due[shard] = entry
+            return
+        known = self._due[shard]
+        if known is None or entry is None:
+            self._due[shard] = None
+        else:
+            self._due[shard] = max(known, entry, key=stream_order)
 
     async def run(self) -> None:
         try:
@@ -65,16 +82,25 @@ class Dispatcher:
         visibility = self.settings.outbox_visibility_timeout.total_seconds()
         # Cleared before reading, so that a nudge arriving during the read is not lost.
         self._wake.clear()
-        shards, self._due = self._due, set()
+        free = self.settings.dispatch_concurrency - len(self._held)
+        # With every slot busy, what is due stays due: a finished delivery wakes the loop.
+        due, self._due = (self._due, {}) if free > 0 else ({}, self._due)
+        # A read under way when a release was written often returned its entry already.
+        shards = (
+            None
+            if due is None
+            else [
+                s for s, entry in due.items() if entry is None or not self.outbox.returned(s, entry)
+            ]
+        )
         try:
-            free = self.settings.dispatch_concurrency - len(self._held)
-            entries = await self.outbox.read(self.consumer, free, shards) if free > 0 else []
-            if len(entries) >= free:
-                # More may wait where this read looked (and only there): look again.
-                if shards is None:
-                    self._due = None
-                elif self._due is not None:
-                    self._due |= shards
+            entries = await self.outbox.read(self.consumer, free, shards)
+            # More may wait only in the streams whose read stopped at the count: look again
+            # there. (Looking again wherever the read looked made most reads come back empty.)
+            found = Counter(entry.shard for entry in entries)
+            for shard, count in found.items():
+                if count >= free:
+                    self._want(shard, None)
             now = time.monotonic()
             if free > len(entries) and now - self._last_reclaim >= visibility / 2:
                 self._last_reclaim = now

@@ -115,8 +115,8 @@ async def _aggregate_timed(
                 outcome=outcomes[-1],
             )
             if recorded.outcome == "complete":
-                if recorded.release is None:
-                    rt.dispatcher.nudge(arrival.keys.shard)
+                if recorded.outbox_entry is not None:
+                    rt.dispatcher.nudge(arrival.keys.shard, recorded.outbox_entry)
                 observe.released(flow.name, arrival.correlation_id, "complete", recorded.latency_ms)
             release = recorded.release
     except NotReplicated as exc:

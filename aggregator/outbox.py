@@ -37,6 +37,12 @@ def _entries(shard: int, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> li
     ]
 
 
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("<ms>-<seq>") as something that sorts as the stream does."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
+
+
 class Outbox:
     def __init__(self, redis: "Client", keyspace: Keyspace, scripts: Scripts) -> None:
         self.redis = redis
@@ -44,6 +50,7 @@ class Outbox:
         self.scripts = scripts
         # Deliveries finish together under load: their settles share a pipeline.
         self._settle = ScriptBatcher(redis, scripts["settle"])
+        self._newest: dict[int, tuple[int, int]] = {}  # per shard, of what read() returned
 
     async def ensure_groups(self) -> None:
         """Create the group on every shard's stream, from the start (entries written before
@@ -78,7 +85,17 @@ class Outbox:
         for shard, reply in zip(chosen, replies, strict=True):
             for _, messages in reply or []:
                 found += _entries(shard, messages)
+        for entry in found:
+            self._newest[entry.shard] = max(
+                self._newest.get(entry.shard, (0, 0)), stream_order(entry.id)
+            )
         return found
+
+    def returned(self, shard: int, entry_id: str) -> bool:
+        """Whether the group has handed out this entry already, as far as this process's
+        reads tell: the group hands out entries in order, so one no newer than the newest a
+        read returned has gone to some consumer."""
+        return stream_order(entry_id) <= self._newest.get(shard, (0, 0))
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
         """Entries that another consumer took and has not settled for `min_idle_ms`."""

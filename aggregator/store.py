@@ -35,6 +35,7 @@ class Recorded:
     outcome: str  # pending | duplicate | late | full | complete | replay
     release: Release | None = None  # when the release goes back to the caller
     latency_ms: int = 0  # first arrival to release, for `complete`
+    outbox_entry: str | None = None  # when the release went to the outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,10 @@ class Store:
         )
         outcome = reply[0].decode()
         release = Release.from_fields(reply[1]) if len(reply) > 1 and reply[1] else None
-        latency = int(reply[3]) - int(reply[2]) if outcome == "complete" else 0
-        return Recorded(outcome, release, latency)
+        if outcome != "complete":
+            return Recorded(outcome, release)
+        entry = reply[4].decode() if reply[4] else None
+        return Recorded(outcome, release, int(reply[3]) - int(reply[2]), entry)
 
     async def due(self, now_ms: int, limit: int) -> dict[int, list[str]]:
         """Members whose deadline has passed, per shard (at most `limit` each)."""

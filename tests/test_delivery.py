@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
+from aggregator.cloudevent import CloudEvent
 from aggregator.flows import AggregateFlow
+from aggregator.ingest import prepare
+from aggregator.keys import Keyspace
+from aggregator.outbox import Outbox
+from aggregator.redis_client import connect, ready
+from aggregator.scripts import Scripts
 from aggregator.sender import backoff
+from aggregator.store import Store
 from tests.support.app import app_client, binary, make_settings, sync_client
 from tests.support.sink import Answer, eventually, running_sink
 from tests.test_ingest import dead_letters, outbox_length
@@ -219,3 +226,45 @@ async def test_a_malformed_outbox_entry_is_dropped_not_retried_forever(redis_url
     async with app_client(make_settings(redis_url, one_branch("http://127.0.0.1:9/x"))):
         await eventually(lambda: outbox_length(redis_url) == 0)
     assert dead_letters(redis_url) == []
+
+
+async def test_the_outbox_knows_which_entries_its_reads_returned(redis_url: str) -> None:
+    """What lets a release's nudge skip a stream read: the group hands entries out in order."""
+    settings = make_settings(redis_url, one_branch("http://127.0.0.1:9/x"))
+    client = connect(settings, "outbox-test")
+    await ready(client)
+    keyspace = Keyspace(settings.shards)
+    outbox = Outbox(client, keyspace, Scripts(client))
+    await outbox.ensure_groups()
+    first = (await client.xadd(keyspace.outbox(3), {"route": "sink"})).decode()
+    second = (await client.xadd(keyspace.outbox(3), {"route": "sink"})).decode()
+    assert not outbox.returned(3, first)
+    [entry] = await outbox.read("reader", 1, [3])
+    assert entry.id == first
+    assert outbox.returned(3, first)
+    assert not outbox.returned(3, second)
+    assert not outbox.returned(4, first)  # another shard's stream
+    await outbox.read("reader", 1, [3])
+    assert outbox.returned(3, second)
+    await client.aclose()
+
+
+async def test_a_release_to_the_outbox_names_its_entry(redis_url: str) -> None:
+    settings = make_settings(redis_url, {"name": "pair", "expected_branches": 2})
+    client = connect(settings, "store-test")
+    await ready(client)
+    keyspace = Keyspace(settings.shards)
+    store = Store(client, keyspace)
+    flow = settings.flow("pair")
+    assert isinstance(flow, AggregateFlow)
+    recorded = []
+    for n in (1, 2):
+        event = CloudEvent(
+            {"id": str(n), "source": f"/b{n}", "type": "t", "correlationid": "c"}, data_json=b"1"
+        )
+        recorded.append(await store.record(prepare(flow, event, keyspace), flow, "sink", 100))
+    assert [r.outcome for r in recorded] == ["pending", "complete"]
+    assert recorded[0].outbox_entry is None
+    entries = await client.xrange(prepare(flow, event, keyspace).keys.outbox)
+    assert [entry_id.decode() for entry_id, _ in entries] == [recorded[1].outbox_entry]
+    await client.aclose()

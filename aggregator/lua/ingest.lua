@@ -20,9 +20,9 @@
 --          (an outbox entry for the dispatcher)
 --
 -- Returns {outcome}, outcome one of pending | duplicate | late | full, or
--- {"complete", fields, first arrival ms, release ms} or {"replay", fields} (a redelivery of
--- the completing event); fields is the flat HGETALL of the state hash when the release goes
--- back to the caller, else nil.
+-- {"complete", fields, first arrival ms, release ms, outbox entry id} or {"replay", fields}
+-- (a redelivery of the completing event); fields is the flat HGETALL of the state hash when
+-- the release goes back to the caller, else nil; the entry id is nil then.
 --
 -- State hash fields: f flow, c correlation id, t0 first arrival (ms, Redis clock), x expected,
 -- n distinct branches, q arrival counter, o origin record, b:<branch> "<seq>:<record>",
@@ -75,8 +75,8 @@ if branch ~= '' and n >= expected then
   redis.call('ZREM', deadlines, member)
   redis.call('ZREM', index, member)
   redis.call('HSET', state, 'ce', event_field, 'cb', branch)
-  local fields = release(state, outbox, now, 'complete', route, retention)
-  return {'complete', fields or false, t0, now}
+  local fields, entry = release(state, outbox, now, 'complete', route, retention)
+  return {'complete', fields or false, t0, now, entry or false}
 end
 
 -- A last-wins replacement is no new arrival: it moves no deadline.

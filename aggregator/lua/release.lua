@@ -8,8 +8,8 @@
 --              "sink" | "dead-letter": an outbox entry for the dispatcher;
 --              "none": nothing is delivered (discarded)
 --   retention  ms the tombstone lives
--- Returns the flat HGETALL of the state for "reply", else nil. The caller has already taken
--- the aggregation off the deadline set.
+-- Returns the flat HGETALL of the state for "reply", else nil; and the outbox entry's id, if
+-- it wrote one. The caller has already taken the aggregation off the deadline set.
 local function release(state, outbox, now, status, route, retention)
   redis.call('HSET', state, 'st', status, 'rt', now)
   if route == 'reply' then
@@ -32,13 +32,14 @@ local function release(state, outbox, now, status, route, retention)
       payloads[#payloads + 1] = name
     end
   end
+  local id = nil
   if route ~= 'none' then
-    redis.call('XADD', outbox, '*', unpack(entry))
+    id = redis.call('XADD', outbox, '*', unpack(entry))
   end
   if #payloads > 0 then
     redis.call('HDEL', state, unpack(payloads))
   end
   redis.call('HSET', state, 'rm', 'outbox')
   redis.call('PEXPIRE', state, retention)
-  return nil
+  return nil, id
 end
