@@ -12,10 +12,12 @@ import socket
 
 
 class SharedPort(socket.socket):
-    """The address the workers share. The supervisor binds it, so that a port in use fails
-    at once and there, but never listens on it (a listening socket in the group would take
-    its share of connections and nobody would accept them). Pickled into a spawned worker, it
-    becomes that worker's own listening socket on the same address."""
+    """The address the workers share. The supervisor binds it, so that a port another server
+    holds fails at once and there, but never listens on it (a listening socket in the group
+    would take its share of connections and nobody would accept them). Pickled into a spawned
+    worker, it becomes that worker's own listening socket on the same address. (As
+    SO_REUSEPORT allows for one user, a second `serve --workers` on the same port would not
+    fail but split the connections with the first.)"""
 
     def __init__(self, host: str, port: int, backlog: int) -> None:
         family, kind, proto, _, address = socket.getaddrinfo(
