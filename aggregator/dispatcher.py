@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.dead_letters import DeadLetter, error_extensions, letter_id
 from aggregator.flows import AggregateFlow
-from aggregator.logs import get_logger
+from aggregator.logs import Outage, get_logger
 from aggregator.outbox import Entry, Outbox, stream_order
 from aggregator.release import Release, aggregated_event
 from aggregator.sender import Sender, Sent
@@ -46,6 +46,7 @@ class Dispatcher:
         self._stopping = False
         self._finished = asyncio.Event()  # run() has left its loop
         self._last_reclaim = self._last_keep = 0.0
+        self._outage = Outage(log, "outbox unreachable", "outbox reachable again")
 
     def nudge(self, shard: int | None = None, entry: str | None = None) -> None:
         """A release was just written to the outbox (of `shard`, as `entry`, or of any shard):
@@ -95,6 +96,8 @@ class Dispatcher:
         )
         try:
             entries = await self.outbox.read(self.consumer, free, shards)
+            if shards != []:  # Redis was asked, and answered
+                self._outage.over()
             # More may wait only in the streams whose read stopped at the count: look again
             # there. (Looking again wherever the read looked made most reads come back empty.)
             found = Counter(entry.shard for entry in entries)
@@ -112,7 +115,7 @@ class Dispatcher:
                 await self.outbox.keep(self.consumer, list(self._held.values()))
         except (RedisError, OSError) as exc:
             metrics.labelled(metrics.REDIS_ERRORS, "dispatch").inc()
-            log.warning("outbox unreachable", error=str(exc))
+            self._outage.failed(error=str(exc))
             entries, self._due = [], None
         except Exception:
             # The loop must outlive any surprise: a dead dispatcher delivers nothing.

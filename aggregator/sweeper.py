@@ -14,7 +14,7 @@ from aggregator import metrics, observe
 from aggregator.delivery import release_route
 from aggregator.flows import AggregateFlow
 from aggregator.keys import flow_of
-from aggregator.logs import get_logger
+from aggregator.logs import Outage, get_logger
 from aggregator.settings import Settings
 from aggregator.store import Expiry, Store, ms
 
@@ -48,6 +48,7 @@ class Sweeper:
         self.store = store
         self.on_release = on_release
         self._stopped = asyncio.Event()
+        self._outage = Outage(log, "sweep failed; next tick retries", "sweeps succeed again")
 
     def stop(self) -> None:
         self._stopped.set()
@@ -57,9 +58,10 @@ class Sweeper:
         while not self._stopped.is_set():
             try:
                 await self.sweep()
+                self._outage.over()
             except (RedisError, OSError) as exc:
                 metrics.labelled(metrics.REDIS_ERRORS, "sweep").inc()
-                log.warning("sweep failed; next tick retries", error=str(exc))
+                self._outage.failed(error=str(exc))
             except Exception:
                 # The loop must outlive any surprise: a dead sweeper releases nothing.
                 log.exception("sweep failed; next tick retries")

@@ -14,6 +14,7 @@ from aggregator.embedded_redis import RedisServer
 from tests.conftest import Serve
 from tests.support.app import binary
 from tests.support.sink import running_sink, wait_until
+from tests.test_observability import value
 
 FLOW = {"name": "pair", "expected_branches": 2, "timeout": "1h"}
 
@@ -45,6 +46,13 @@ def test_redis_restart(serve: Serve, tmp_path: Path) -> None:
             assert down.status_code == 503
             assert down.headers["retry-after"] == "1"
             assert httpx.get(f"{service.base_url}/readyz", timeout=10).status_code == 503
+
+            def failures(operation: str) -> float:
+                text = httpx.get(f"{service.base_url}/metrics", timeout=10).text
+                return value(text, "aggregator_redis_errors_total", operation=operation)
+
+            # Long enough for the sweeper and the dispatcher to fail a few ticks each.
+            wait_until(lambda: failures("sweep") >= 3 and failures("dispatch") >= 3)
             server.start(same_port=True)
             # The service finds Redis again by itself; the first half is still there.
             wait_until(
@@ -56,6 +64,9 @@ def test_redis_restart(serve: Serve, tmp_path: Path) -> None:
             assert {r.headers["aggregation-outcome"] for r in outcomes} == {"complete"}
             received = wait_until(lambda: sink.got(len(accepted)), timeout=20)
         assert sorted(str(r.event().attributes["subject"]) for r in received) == sorted(accepted)
+        # The sweeper and the dispatcher failed every tick; the outage is one line each.
+        for event in ("sweep failed", "outbox unreachable"):
+            assert sum(event in line for line in service.lines) <= 1, service.output()
     finally:
         server.stop()
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator import metrics
+from aggregator.logs import Outage
 from tests.conftest import Serve
 from tests.support.app import app_client, binary, make_settings
 from tests.support.sink import eventually, wait_until
@@ -150,3 +153,26 @@ def test_labelled_serves_the_child_that_labels_gives() -> None:
     assert child is metrics.INGESTED.labels("some-flow", "pending")
     assert metrics.labelled(metrics.INGESTED, "some-flow", "pending") is child
     assert metrics.labelled(metrics.INGESTED, "some-flow", "late") is not child
+
+
+def test_an_outage_is_logged_when_it_starts_now_and_then_and_when_it_is_over() -> None:
+    now = [0.0]
+    with structlog.testing.capture_logs() as lines:
+        outage = Outage(
+            structlog.get_logger("test"), "redis down", "redis back", every=30, clock=lambda: now[0]
+        )
+        outage.over()  # no outage: nothing to say
+        for _ in range(5):
+            outage.failed(error="refused")
+            now[0] += 10  # failures at 0, 10, 20, 30, 40 s
+        outage.over()
+        outage.over()
+        outage.failed(error="refused")  # a new outage
+    assert [(line["event"], line.get("failures")) for line in lines] == [
+        ("redis down", 1),
+        ("redis down", 3),  # the ones at 10, 20 and 30 s
+        ("redis back", None),
+        ("redis down", 1),
+    ]
+    assert lines[0]["log_level"] == "warning"
+    assert lines[2]["log_level"] == "info"
