@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,27 +37,41 @@ def pinned(cpus: set[int], command: list[str]) -> list[str]:
     return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{process.args} did not listen on {port} within {timeout}s")
+def listening(base: str) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", int(base.rpartition(":")[2]))) == 0
+
+
+def ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @contextmanager
-def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def running(
+    command: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    up: Callable[[str], bool] = listening,
+    timeout: float = 30,
+) -> Iterator[str]:
+    """The command's server, once `up` says so (by default: once it listens)."""
     # Output goes where a log collector would take it: away, at the cost of writing it.
     process = subprocess.Popen(
         command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=subprocess.DEVNULL
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while not up(base):
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{process.args} was not up at {base} within {timeout}s")
+            time.sleep(0.05)
+        yield base
     finally:
         process.terminate()
         try:
@@ -105,13 +119,6 @@ def cpu_seconds(port: int) -> float:
             stat = (process / "stat").read_text().rpartition(")")[2].split()
             used += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     return used
-
-
-def ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 class Machine:
@@ -175,14 +182,9 @@ class Machine:
             "AGGREGATOR_LOG_LEVEL": self.log_level,
             "AGGREGATOR_MAX_PENDING": str(10**9),
         }
-        with running(pinned(self.server_cpus, command), port, env) as base:
-            # Ready, not just listening: with several workers the first one listens before the
-            # others, and connections made then would all be its own.
-            deadline = time.monotonic() + 30
-            while not ready(base):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the service at {base} was not ready within 30 s")
-                time.sleep(0.05)
+        # Ready, not just listening: with several workers the first one listens before the
+        # others, and connections made then would all be its own.
+        with running(pinned(self.server_cpus, command), port, env, up=ready) as base:
             yield base
 
     def total(self, command: str, keys: list[str]) -> int:
