@@ -53,8 +53,6 @@ class Dispatcher:
         look now rather than at the next tick."""
         if shard is None:
             self._due = None
-        elif entry is not None and self.outbox.returned(shard, entry):
-            return
         else:
             self._want(shard, entry)
         self._wake.set()

@@ -82,13 +82,11 @@ class Outage:
         every: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.log, self.event, self.over_event, self.every, self.clock = (
-            log,
-            event,
-            over,
-            every,
-            clock,
-        )
+        self.log = log
+        self.event = event
+        self.over_event = over
+        self.every = every
+        self.clock = clock
         self._logged_at: float | None = None  # None: no outage
         self._failures = 0  # since the last line
 
